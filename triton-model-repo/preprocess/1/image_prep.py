@@ -16,7 +16,9 @@ the preprocessing that the model's own published package applies:
   ``DetPreProcess``): BGR, long side reduced to ``max_side_len`` (2000) and
   both sides rounded to multiples of 32, short side raised to
   ``min_side_len`` (30) if needed, then ``limit_type=min``/``limit_side_len=736``
-  resize to multiples of 32, ``(x/255 - 0.5) / 0.5``, CHW.
+  resize to multiples of 32, ``(x/255 - 0.5) / 0.5``, CHW. Two guards of ours
+  (documented at their code): no side below 32, long side at most
+  ``det_max_side`` (4096).
 
 Refusals raise ``ImageRefused`` whose ``str()`` starts with a stable prefix.
 """
@@ -31,6 +33,9 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is invalid, never half-decoded
+# decode() enforces its own pixel limit from the header (Limits.max_pixels);
+# PIL's global bomb guard would pre-empt it with a different message.
+Image.MAX_IMAGE_PIXELS = None
 cv2.setNumThreads(1)  # the pipeline runs several models on 2 cores
 
 INVALID_IMAGE = "invalid_image"
@@ -61,6 +66,11 @@ class OcrSettings:
     min_side_len: int = 30
     limit_side_len: int = 736
     limit_type: str = "min"
+    # Our addition: "min" upscales the short side to 736, which for a banner
+    # (e.g. 40000x1000) would make a det input of 23000x736 and minutes of CPU.
+    # The long side of the det input is capped here; up to an aspect ratio of
+    # 4096/736 (about 5.6:1) the tensor is RapidOCR's, bit for bit.
+    det_max_side: int = 4096
 
 
 @dataclass(frozen=True)
@@ -201,6 +211,8 @@ def ocr_inputs(rgb: np.ndarray, settings: OcrSettings) -> tuple[np.ndarray, np.n
             ratio = settings.limit_side_len / max(height, width)
     elif min(height, width) < settings.limit_side_len:
         ratio = settings.limit_side_len / min(height, width)
+    if max(height, width) * ratio > settings.det_max_side:
+        ratio = settings.det_max_side / max(height, width)
     img = _resize_to_32(img, ratio)
     # DetPreProcess.normalize/permute, with rapidocr's dtypes (float64 mean/std)
     mean = np.array([0.5, 0.5, 0.5])

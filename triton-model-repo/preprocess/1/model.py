@@ -48,6 +48,7 @@ class TritonPythonModel:
             min_side_len=_param(config, "ocr_min_side_len", 30, int),
             limit_side_len=_param(config, "ocr_limit_side_len", 736, int),
             limit_type=_param(config, "ocr_limit_type", "min", str),
+            det_max_side=_param(config, "ocr_det_max_side", 4096, int),
         )
         if self.ocr.limit_type not in ("min", "max"):
             raise pb_utils.TritonModelException("preprocess: ocr_limit_type must be 'min' or 'max'")
