@@ -100,3 +100,60 @@ def test_weights_are_ignored_and_version_folders_kept():
     assert ignored.returncode == 0, "weights must be git-ignored"
     for folder in ["content_classifier/1", "content_classifier/2", "safety_detector/1"]:
         assert (MODEL_REPO / folder / ".gitkeep").exists(), folder
+
+
+def triton_runtime() -> Path:
+    import os
+
+    candidates = []
+    if os.environ.get("TRITON_RUNTIME"):
+        candidates.append(Path(os.environ["TRITON_RUNTIME"]))
+    if os.environ.get("PERF_ANALYZER"):
+        candidates.append(Path(os.environ["PERF_ANALYZER"]).resolve().parent.parent)
+    candidates += [MODEL_REPO.parent / ".triton", Path("/work/main/.triton")]
+    for candidate in candidates:
+        if (candidate / "pytriton/tritonserver/bin/tritonserver").is_file():
+            return candidate
+    pytest.fail("no Triton runtime found (set TRITON_RUNTIME or run scripts/bootstrap)", pytrace=False)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_gpu_variants_load_in_triton_up_to_the_missing_gpu(tmp_path):
+    """tritonserver --model-config-name=gpu reads every configs/gpu.pbtxt: on this
+    CPU-only machine loading must stop at 'no GPUs are available', never at parsing."""
+    import os
+    import subprocess
+
+    runtime = triton_runtime()
+    home = runtime / "pytriton/tritonserver"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    gpu_models = sorted(p.parent.parent.name for p in MODEL_REPO.glob("*/configs/gpu.pbtxt"))
+    assert {"content_classifier", "safety_detector"} <= set(gpu_models)
+    for model in gpu_models:
+        (repo / model).symlink_to(MODEL_REPO / model)
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = f"{runtime / 'nvidia_pytriton.libs'}:{env.get('LD_LIBRARY_PATH', '')}"
+    result = subprocess.run(
+        [
+            str(home / "bin/tritonserver"), f"--model-repository={repo}",
+            f"--backend-directory={home / 'backends'}", f"--cache-directory={home / 'caches'}",
+            "--model-config-name=gpu", f"--http-port={free_port()}", f"--grpc-port={free_port()}",
+            f"--metrics-port={free_port()}", "--exit-on-error=true", "--strict-readiness=true",
+        ],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    lowered = log.lower()
+    for symptom in ("failed to read text proto", "parse", "unknown field"):
+        assert symptom not in lowered, log[-3000:]
+    for model in gpu_models:
+        assert f"of model {model} has kind KIND_GPU but no GPUs are available" in log, log[-3000:]
