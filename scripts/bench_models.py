@@ -105,7 +105,7 @@ class InProcessPipeline:
 
     def _ocr(self, prepared):
         pred = self.ocr_det.run(None, {"x": prepared.ocr_input})[0]
-        bgr = np.ascontiguousarray(prepared.ocr_image[:, :, ::-1])
+        bgr = prepared.ocr_image  # BGR, as RapidOCR crops it
         boxes, _ = self.db(pred, bgr.shape[:2])
         if len(boxes) == 0:
             return []

@@ -5,6 +5,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -18,10 +19,10 @@ def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def run(*args, **env):
-    return subprocess.run(
-        [str(SCRIPT), *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=600
-    )
+def run(*args):
+    # The script runs in the venv given by VENV; default to the one running pytest.
+    env = {**os.environ, "VENV": os.environ.get("VENV") or sys.prefix}
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 def test_manifest_records_source_version_license_and_hashes(lock):

@@ -68,7 +68,8 @@ def test_pure_preprocess_matches_wheel_references(image_prep, wheel_import, samp
         # OCR image and scale agree with the OCR tensor.
         _, _, ocr_h, ocr_w = prepared.ocr_input.shape
         assert prepared.ocr_image.shape == (ocr_h, ocr_w, 3) and prepared.ocr_image.dtype == np.uint8
-        renormalized = (prepared.ocr_image[:, :, ::-1].astype(np.float32) / 255 - 0.5) / 0.5
+        # OCR_IMAGE is the BGR image the OCR tensor was normalised from.
+        renormalized = (prepared.ocr_image.astype(np.float32) / 255 - 0.5) / 0.5
         np.testing.assert_allclose(prepared.ocr_input[0].transpose(1, 2, 0), renormalized, atol=1e-5)
         assert prepared.ocr_scale == pytest.approx([height / ocr_h, width / ocr_w])
 

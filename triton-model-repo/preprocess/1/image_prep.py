@@ -193,7 +193,11 @@ def _resize_to_32(img: np.ndarray, ratio: float) -> np.ndarray:
 
 
 def ocr_inputs(rgb: np.ndarray, settings: OcrSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """PP-OCR det input [1, 3, H, W], the resized RGB image [H, W, 3] and (orig_h/H, orig_w/W)."""
+    """PP-OCR det input [1, 3, H, W], the resized BGR image [H, W, 3] and (orig_h/H, orig_w/W).
+
+    Both the tensor and the image are in BGR order, as RapidOCR feeds OpenCV
+    images to the detector and the recogniser crops.
+    """
     orig_h, orig_w = rgb.shape[:2]
     img = np.ascontiguousarray(rgb[:, :, ::-1])  # rapidocr works on BGR
     # RapidOCR.preprocess: reduce_max_side always resizes (to multiples of 32).
@@ -219,9 +223,9 @@ def ocr_inputs(rgb: np.ndarray, settings: OcrSettings) -> tuple[np.ndarray, np.n
     std = np.array([0.5, 0.5, 0.5])
     normalized = (img.astype("float32") * (1 / 255.0) - mean) / std
     tensor = normalized.transpose((2, 0, 1))[np.newaxis].astype(np.float32)
-    resized_rgb = np.ascontiguousarray(img[:, :, ::-1])
+    resized_bgr = np.ascontiguousarray(img)
     scale = np.array([orig_h / img.shape[0], orig_w / img.shape[1]], dtype=np.float32)
-    return tensor, resized_rgb, scale
+    return tensor, resized_bgr, scale
 
 
 @dataclass
