@@ -1,0 +1,210 @@
+"""Table tests of the decision rules (decision_logic/1/rules.py), without Triton,
+plus one call through Triton to prove the served model reads the same policy."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import MODEL_REPO, infer_tensors
+
+
+@pytest.fixture(scope="module")
+def policy(rules):
+    """The policy exactly as the committed config.pbtxt and terms.json define it."""
+
+    params = {}
+    text = (MODEL_REPO / "decision_logic" / "config.pbtxt").read_text()
+    import re
+
+    for key, value in re.findall(r'key:\s*"([^"]+)",\s*value:\s*\{\s*string_value:\s*"([^"]*)"', text):
+        params[key] = {"string_value": value}
+    assert "nsfw_block_threshold" in params, "could not read decision_logic parameters"
+    return rules.Policy.from_parameters(params, MODEL_REPO / "decision_logic")
+
+
+def line(text, confidence=0.99):
+    return {"text": text, "confidence": confidence, "box": [[0, 0], [1, 0], [1, 1], [0, 1]]}
+
+
+def det(label, score):
+    return {"label": label, "score": score, "box": [1, 2, 3, 4]}
+
+
+def run(rules, policy, nsfw=0.01, detections=(), lines=()):
+    return rules.decide([1.0 - nsfw, nsfw], json.dumps(list(detections)), json.dumps(list(lines)), policy)
+
+
+def test_committed_policy_values(policy):
+    assert policy.nsfw_review == 0.5 and policy.nsfw_block == 0.85
+    assert "FEMALE_GENITALIA_EXPOSED" in policy.detector_block
+    assert "FEMALE_BREAST_COVERED" in policy.detector_review
+    assert {r.code for r in policy.text_rules} == {"slur", "threat", "url", "phone_number"}
+
+
+@pytest.mark.parametrize(
+    "nsfw, decision",
+    [
+        (0.0, "allow"),
+        (0.4999, "allow"),
+        (0.5, "review"),  # boundary: threshold is inclusive
+        (0.8499, "review"),
+        (0.85, "block"),  # boundary
+        (1.0, "block"),
+    ],
+)
+def test_nsfw_thresholds(rules, policy, nsfw, decision):
+    result = run(rules, policy, nsfw=nsfw)
+    assert result.decision == decision
+    if decision != "allow":
+        (reason,) = result.reasons
+        assert (reason["source"], reason["code"]) == ("classifier", "nsfw")
+        assert reason["score"] == pytest.approx(nsfw)
+    assert result.scores["nsfw"] == pytest.approx(nsfw)
+
+
+@pytest.mark.parametrize(
+    "label, score, decision",
+    [
+        ("FEMALE_GENITALIA_EXPOSED", 0.6, "block"),  # block boundary (inclusive)
+        ("FEMALE_GENITALIA_EXPOSED", 0.5999, "review"),  # block class below block min, above review min
+        ("FEMALE_GENITALIA_EXPOSED", 0.45, "review"),
+        ("FEMALE_GENITALIA_EXPOSED", 0.4499, "allow"),
+        ("MALE_GENITALIA_EXPOSED", 0.9, "block"),
+        ("ANUS_EXPOSED", 0.7, "block"),
+        ("FEMALE_BREAST_EXPOSED", 0.61, "block"),
+        ("BUTTOCKS_EXPOSED", 0.6, "block"),
+        ("FEMALE_BREAST_COVERED", 0.45, "review"),  # review boundary (inclusive)
+        ("FEMALE_BREAST_COVERED", 0.4499, "allow"),
+        ("BUTTOCKS_COVERED", 0.99, "review"),  # review classes never block
+        ("FACE_FEMALE", 0.99, "allow"),  # unlisted classes never count
+        ("MALE_BREAST_EXPOSED", 0.99, "allow"),
+        ("FEET_EXPOSED", 0.99, "allow"),
+    ],
+)
+def test_detector_rules(rules, policy, label, score, decision):
+    result = run(rules, policy, detections=[det(label, score)])
+    assert result.decision == decision
+    if decision == "allow":
+        assert result.reasons == []
+    else:
+        (reason,) = result.reasons
+        assert reason["source"] == "detector" and reason["code"] == label.lower()
+        assert reason["score"] == pytest.approx(score)
+    assert result.scores["detections"][label] == pytest.approx(score)
+
+
+def test_detector_uses_best_score_per_label(rules, policy):
+    result = run(rules, policy, detections=[det("ANUS_EXPOSED", 0.3), det("ANUS_EXPOSED", 0.8)])
+    assert result.decision == "block"
+    assert len(result.reasons) == 1 and result.reasons[0]["score"] == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize(
+    "text, decision, code",
+    [
+        ("hello world", "allow", None),
+        ("you are a SLURTEST", "block", "slur"),  # case-insensitive
+        ("ｆａｋｅｓｌｕｒ", "block", "slur"),  # NFKC folds full-width letters
+        ("slurtesting is fine", "allow", None),  # whole words only
+        ("I will kill you", "block", "threat"),
+        ("im gonna hurt them", "block", "threat"),
+        ("kill yourself", "block", "threat"),
+        ("the killer whale", "allow", None),
+        ("see https://example.org/x", "review", "url"),
+        ("go to www.example.com", "review", "url"),
+        ("shop at cheap-pills.xyz", "review", "url"),
+        ("version 2.5 released", "allow", None),
+        ("call +1 555 123 4567", "review", "phone_number"),
+        ("tel (030) 1234-5678", "review", "phone_number"),
+        ("order 1234-5678", "allow", None),  # 8 digits: below min_digits 9
+        ("in 2024 we had 12 cats", "allow", None),
+    ],
+)
+def test_text_rules(rules, policy, text, decision, code):
+    result = run(rules, policy, lines=[line(text)])
+    assert result.decision == decision, result.reasons
+    if code is None:
+        assert result.reasons == []
+    else:
+        assert [r["code"] for r in result.reasons] == [code]
+        assert result.reasons[0]["source"] == "ocr"
+    assert result.text == text
+
+
+def test_ocr_confidence_boundary(rules, policy):
+    assert run(rules, policy, lines=[line("SLURTEST", 0.5)]).decision == "block"  # inclusive
+    low = run(rules, policy, lines=[line("SLURTEST", 0.4999)])
+    assert low.decision == "allow"
+    assert low.text == "SLURTEST"  # unreadable lines still show in TEXT
+
+
+def test_most_severe_reason_wins_and_all_reasons_are_listed(rules, policy):
+    result = run(
+        rules,
+        policy,
+        nsfw=0.6,
+        detections=[det("FEMALE_BREAST_COVERED", 0.5)],
+        lines=[line("www.example.com"), line("i will kill you")],
+    )
+    assert result.decision == "block"
+    assert sorted((r["source"], r["code"]) for r in result.reasons) == [
+        ("classifier", "nsfw"),
+        ("detector", "female_breast_covered"),
+        ("ocr", "threat"),
+        ("ocr", "url"),
+    ]
+    assert result.text == "www.example.com\ni will kill you"
+    assert result.scores["ocr_lines"] == 2
+
+
+@pytest.mark.parametrize(
+    "probs, detections, lines",
+    [
+        ([0.5], "[]", "[]"),  # wrong length
+        ([float("nan"), 0.5], "[]", "[]"),
+        ([0.5, 1.5], "[]", "[]"),
+        ([0.9, 0.1], "{not json", "[]"),
+        ([0.9, 0.1], '{"label": "x"}', "[]"),  # not a list
+        ([0.9, 0.1], '[{"label": "FACE_MALE", "score": "high"}]', "[]"),
+        ([0.9, 0.1], "[]", '[{"confidence": 0.9}]'),  # no text
+    ],
+)
+def test_malformed_branch_outputs_are_errors(rules, policy, probs, detections, lines):
+    with pytest.raises(ValueError):
+        rules.decide(probs, detections, lines, policy)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"nsfw_review_threshold": {"string_value": "0.9"}, "nsfw_block_threshold": {"string_value": "0.8"}}, "exceed"),
+        ({"nsfw_block_threshold": {"string_value": "1.5"}}, "within"),
+        ({"nsfw_block_threshold": {"string_value": "high"}}, "number"),
+        ({"detector_block_classes": {"string_value": "A"}, "detector_review_classes": {"string_value": "A"}}, "both"),
+    ],
+)
+def test_bad_policy_is_refused(rules, params, message):
+    with pytest.raises(rules.PolicyError, match=message):
+        rules.Policy.from_parameters(params, MODEL_REPO / "decision_logic")
+
+
+def test_served_decision_logic_applies_the_same_rules(triton_client):
+    out = infer_tensors(
+        triton_client,
+        "decision_logic",
+        {
+            "NSFW_PROBS": np.array([[0.4, 0.6]], dtype=np.float32),
+            "DETECTIONS": np.array([json.dumps([det("FACE_FEMALE", 0.9)]).encode()], dtype=np.object_),
+            "OCR_LINES": np.array([json.dumps([line("call +1 555 123 4567")]).encode()], dtype=np.object_),
+        },
+        ["DECISION", "REASONS", "SCORES", "TEXT"],
+    )
+    assert out["DECISION"][0] == b"review"
+    reasons = json.loads(out["REASONS"][0])
+    assert {(r["source"], r["code"]) for r in reasons} == {("classifier", "nsfw"), ("ocr", "phone_number")}
+    for reason in reasons:
+        assert set(reason) >= {"source", "code", "detail", "score"}
+    scores = json.loads(out["SCORES"][0])
+    assert scores["nsfw"] == pytest.approx(0.6, abs=1e-6)
+    assert out["TEXT"][0] == b"call +1 555 123 4567"

