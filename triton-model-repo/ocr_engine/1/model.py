@@ -60,6 +60,14 @@ class TritonPythonModel:
             max_side=param("max_det_side", "8192"),
             max_line_width=param("rec_max_width", "4800"),
         )
+        # The recogniser was trained on BGR crops (PaddleOCR/rapidocr read
+        # images with OpenCV); the contract says OCR_IMAGE is BGR. "RGB" lets
+        # a producer that sends RGB be served correctly without a code change.
+        self.image_channels = param("ocr_image_channels", "BGR").upper()
+        if self.image_channels not in ("BGR", "RGB"):
+            raise pb_utils.TritonModelException(
+                f"ocr_engine: ocr_image_channels must be BGR or RGB, not {self.image_channels}"
+            )
         self.detector = param("detector_model", "ocr_detector")
         self.recognizer = param("recognizer_model", "ocr_recognizer")
         # Ask for outputs in CPU memory: on GPU the ONNX models answer from
@@ -101,9 +109,12 @@ class TritonPythonModel:
             if tensor is None:
                 raise ppocr.InputError(f"missing input {name}")
             tensors[name] = tensor.as_numpy()
+        image = tensors["OCR_IMAGE"].astype(np.uint8, copy=False)
+        if self.image_channels == "RGB" and image.ndim == 3:
+            image = np.ascontiguousarray(image[:, :, ::-1])
         lines = self.reader.read(
             tensors["OCR_INPUT"].astype(np.float32, copy=False),
-            tensors["OCR_IMAGE"].astype(np.uint8, copy=False),
+            image,
             tensors["OCR_SCALE"].astype(np.float32, copy=False),
             self._detect,
             self._recognize,

@@ -14,7 +14,11 @@ PP-OCRv4 models were trained and tuned with exactly this pipeline:
   to the widest crop of the batch (at least 320), BGR, ``(x / 255 - 0.5) / 0.5``;
 - CTC greedy decoding: blank at index 0, repeated indices merged, the
   model's character list followed by a space; the line confidence is the mean
-  of the kept characters' probabilities.
+  of the kept characters' probabilities; lines under 0.5 are dropped.
+
+Two additions of ours: outer whitespace of a line is stripped, and inputs
+too large or not multiples of 32 are bounded/padded before detection
+(``bound_detector_input``).
 
 This module is plain numpy/OpenCV so that the tests can import it without a
 Triton server; ``model.py`` owns the Triton side.
@@ -415,6 +419,9 @@ class TextReader:
 
         lines = []
         for position, (text, confidence) in zip(order, results):
+            # A box cut at a word gap often ends in a decoded space; callers
+            # (term matching) want the words, so outer whitespace goes.
+            text = text.strip()
             if confidence < self.text_score or not text:
                 continue
             lines.append(
