@@ -1,11 +1,12 @@
 """Seeded images of English text for the OCR accuracy test.
 
 Every image is rebuilt from its index, so a failing case can be regenerated
-and looked at (``python -m ocr_support.synthetic OUTDIR``). Variety: fonts
-from the Debian packages fonts-dejavu-core, fonts-liberation2 and
-fonts-freefont-ttf, sizes 18-40 px, light plain, gradient or speckled
-backgrounds, dark text colours, 1-3 lines of 2-4 words, rotation within
-+-3 degrees and light Gaussian noise.
+and looked at (``python -m ocr_support.synthetic OUTDIR``). Variety: 15
+faces (sans, serif, mono, bold, italic) from the Debian packages
+fonts-dejavu-core, fonts-liberation2 and fonts-freefont-ttf, sizes 18-40 px,
+light plain, gradient or speckled backgrounds, dark text colours, 1-3 lines
+of 2-4 words (some capitalised or upper case), rotation within +-3 degrees
+and light Gaussian noise.
 """
 
 import os
@@ -22,7 +23,7 @@ FONTS = [
     "dejavu/DejaVuSans-Bold.ttf",
     "dejavu/DejaVuSerif.ttf",
     "dejavu/DejaVuSansMono.ttf",
-    "dejavu/DejaVuSansCondensed.ttf",
+    "dejavu/DejaVuSerif-Bold.ttf",
     "liberation2/LiberationSans-Regular.ttf",
     "liberation2/LiberationSans-Bold.ttf",
     "liberation2/LiberationSerif-Regular.ttf",
@@ -30,7 +31,7 @@ FONTS = [
     "freefont/FreeSans.ttf",
     "freefont/FreeSerif.ttf",
     "freefont/FreeSansBold.ttf",
-    "dejavu/DejaVuSans-Oblique.ttf",
+    "freefont/FreeSansOblique.ttf",
     "liberation2/LiberationSerif-Italic.ttf",
     "freefont/FreeMono.ttf",
 ]
@@ -101,7 +102,13 @@ def make_sample(index, seed=20251127):
     width, height = rng.choice([(640, 400), (720, 480), (800, 480), (600, 450)])
     font_name = FONTS[index % len(FONTS)]
     size = rng.randint(18, 40)
-    font = ImageFont.truetype(os.path.join(FONT_DIR, font_name), size)
+    font_path = os.path.join(FONT_DIR, font_name)
+    if not os.path.isfile(font_path):
+        raise FileNotFoundError(
+            f"{font_path} is missing: install fonts-dejavu-core fonts-liberation2 "
+            "fonts-freefont-ttf (scripts/bootstrap does)"
+        )
+    font = ImageFont.truetype(font_path, size)
     n_lines = rng.randint(1, 3)
     margin = 24
 
