@@ -28,7 +28,10 @@ def references(wheel_import, rgb: np.ndarray, pil_image):
     classifier = nsfw.preprocess(pil_image)[np.newaxis]  # jpeg_reencode=True, the package default
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])  # what cv2.imdecode hands NudeNet and RapidOCR
     blob, x_ratio, y_ratio, x_pad, y_pad, width, height = nudenet._read_image(bgr, 320)
-    img, _, _ = process_img.reduce_max_side(bgr, 2000)
+    # RapidOCR.preprocess: each resize only when the side is out of bounds.
+    img = bgr
+    if max(img.shape[:2]) > 2000:
+        img, _, _ = process_img.reduce_max_side(img, 2000)
     if min(img.shape[:2]) < 30:
         img, _, _ = process_img.increase_min_side(img, 30)
     # TextDetector.get_preprocess with the wheel's config.yaml (limit_type min, 736)

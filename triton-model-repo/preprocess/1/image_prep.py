@@ -200,11 +200,10 @@ def ocr_inputs(rgb: np.ndarray, settings: OcrSettings) -> tuple[np.ndarray, np.n
     """
     orig_h, orig_w = rgb.shape[:2]
     img = np.ascontiguousarray(rgb[:, :, ::-1])  # rapidocr works on BGR
-    # RapidOCR.preprocess: reduce_max_side always resizes (to multiples of 32).
-    ratio = 1.0
+    # RapidOCR.preprocess: each of its two resizes (to multiples of 32) runs
+    # only when the side is out of bounds.
     if max(orig_h, orig_w) > settings.max_side_len:
-        ratio = settings.max_side_len / max(orig_h, orig_w)
-    img = _resize_to_32(img, ratio)
+        img = _resize_to_32(img, settings.max_side_len / max(orig_h, orig_w))
     if min(img.shape[:2]) < settings.min_side_len:
         img = _resize_to_32(img, settings.min_side_len / min(img.shape[:2]))
     # DetPreProcess.resize
