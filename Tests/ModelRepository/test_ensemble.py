@@ -37,11 +37,14 @@ def font(size=44):
     pytest.fail("no DejaVu/Liberation font found (fonts-dejavu-core, fonts-liberation2)", pytrace=False)
 
 
-def render(lines, size=(900, 160)):
-    image = Image.new("RGB", (size[0], 40 + 80 * len(lines)), "white")
+def render(lines, width=900, margin=60, line_step=80):
+    # Text with a margin around it, as in a real picture or screenshot. With
+    # the glyphs 20 px from the edges, PP-OCRv4's detector (rapidocr's own
+    # pipeline too) splits "I will kill you" into fragments.
+    image = Image.new("RGB", (width, 2 * margin + line_step * len(lines)), "white")
     draw = ImageDraw.Draw(image)
     for i, text in enumerate(lines):
-        draw.text((24, 20 + 80 * i), text, fill="black", font=font())
+        draw.text((24, margin + line_step * i), text, fill="black", font=font())
     return image
 
 
