@@ -20,9 +20,7 @@ from ocr_support.fixtures import (  # noqa: F401  (pytest fixtures)
     ROOT,
     decode_lines,
     infer_concurrently,
-    model_repo,
     ocr_client,
-    triton_url,
 )
 
 IMAGES = 100

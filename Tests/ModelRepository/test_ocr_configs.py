@@ -8,7 +8,6 @@ import onnx
 import pytest
 from google.protobuf import text_format
 
-from ocr_support.fixtures import model_repo  # noqa: F401  (pytest fixture)
 
 MODELS = ("ocr_detector", "ocr_recognizer", "ocr_engine")
 ONNX_MODELS = ("ocr_detector", "ocr_recognizer")

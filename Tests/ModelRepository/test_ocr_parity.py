@@ -17,11 +17,9 @@ from ocr_support.fixtures import (  # noqa: F401  (pytest fixtures)
     REC_OUTPUT,
     infer,
     infer_concurrently,
-    model_repo,
     ocr_client,
     onnx_session,
     ppocr,
-    triton_url,
 )
 
 TOLERANCE = 1e-4

@@ -9,10 +9,8 @@ from tritonclient.utils import InferenceServerException
 from ocr_support import reference, synthetic
 from ocr_support.fixtures import (  # noqa: F401  (pytest fixtures)
     infer,
-    model_repo,
     ocr_client,
     read_text,
-    triton_url,
 )
 
 

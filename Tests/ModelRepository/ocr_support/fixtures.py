@@ -1,14 +1,9 @@
 """Fixtures and helpers shared by the OCR tests (test_ocr_*.py).
 
-``triton_url`` and ``model_repo`` mean exactly what the directory's
-conftest.py means by them (Triton from TRITON_MODERATION_URL, failing, not
-skipping, when it is unset; the repository's triton-model-repo/). They are
-defined here too so that the OCR tests also run on their own; a test module
-that imports them shadows the conftest ones with the same behaviour.
+``triton_url`` and ``model_repo`` come from the directory's conftest.py.
 """
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -21,24 +16,6 @@ ENGINE_DIR = MODEL_REPO / "ocr_engine" / "1"
 
 DET_INPUT, DET_OUTPUT = "x", "sigmoid_0.tmp_0"
 REC_INPUT, REC_OUTPUT = "x", "softmax_11.tmp_0"
-
-
-@pytest.fixture(scope="session")
-def model_repo():
-    return MODEL_REPO
-
-
-@pytest.fixture(scope="session")
-def triton_url():
-    url = os.environ.get("TRITON_MODERATION_URL", "").strip()
-    if not url:
-        pytest.fail(
-            "TRITON_MODERATION_URL is not set: start Triton on triton-model-repo/ "
-            "(scripts/triton start --model-repo triton-model-repo ...) and export "
-            "TRITON_MODERATION_URL=http://127.0.0.1:PORT, or run scripts/test",
-            pytrace=False,
-        )
-    return url.rstrip("/")
 
 
 @pytest.fixture(scope="session")
