@@ -22,7 +22,7 @@ struct TransportResponse: Sendable {
 
     /// The value of the first header named `name` (case-insensitive).
     func header(_ name: String) -> String? {
-        headers.first(where: { $0.0.caseInsensitiveCompare(name) == .orderedSame })?.1
+        headers.first(where: { asciiCaseInsensitiveEquals($0.0.utf8, name) })?.1
     }
 }
 
@@ -400,13 +400,27 @@ private func curlHeaderCallback(
         return length
     }
     guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return length }
-    let name = String(decoding: line[line.startIndex..<colon], as: UTF8.self)
-    let value = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+    var valueStart = colon + 1
+    while valueStart < line.endIndex, line[valueStart] == 0x20 || line[valueStart] == 0x09 { valueStart += 1 }
+    var valueEnd = line.endIndex
+    while valueEnd > valueStart, line[valueEnd - 1] == 0x20 || line[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+    let nameBytes = line[line.startIndex..<colon]
+    let name = String(decoding: nameBytes, as: UTF8.self)
+    let value = String(decoding: line[valueStart..<valueEnd], as: UTF8.self)
     transfer.responseHeaders.append((name, value))
-    if name.caseInsensitiveCompare("content-length") == .orderedSame, let expected = Int(value),
-        expected > 0, expected < 1 << 30
-    {
+    if asciiCaseInsensitiveEquals(nameBytes, "content-length"), let expected = Int(value), expected > 0, expected < 1 << 30 {
         transfer.responseBody.reserveCapacity(expected)
     }
     return length
+}
+
+/// Compares header names without Foundation (they are ASCII by definition).
+func asciiCaseInsensitiveEquals(_ bytes: some Collection<UInt8>, _ name: String) -> Bool {
+    guard bytes.count == name.utf8.count else { return false }
+    for (a, b) in zip(bytes, name.utf8) {
+        let la = (a >= 0x41 && a <= 0x5A) ? a | 0x20 : a
+        let lb = (b >= 0x41 && b <= 0x5A) ? b | 0x20 : b
+        if la != lb { return false }
+    }
+    return true
 }

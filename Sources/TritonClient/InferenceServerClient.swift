@@ -173,7 +173,12 @@ public final class InferenceServerClient: Sendable {
     }()
 
     static func percentEncode(_ text: String) -> String {
-        text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? ""
+        let plain = text.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                || c == 0x2D || c == 0x2E || c == 0x5F || c == 0x7E
+        }
+        if plain { return text }
+        return text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? ""
     }
 
     static func queryString(_ query: [(String, String)]) -> String {
@@ -256,7 +261,7 @@ public final class InferenceServerClient: Sendable {
         try Self.checkStatus(response)
         var headerLength: Int?
         if let value = response.header("Inference-Header-Content-Length") {
-            guard let length = Int(value.trimmingCharacters(in: .whitespaces)) else {
+            guard let length = Int(value) else {
                 throw .malformed("Inference-Header-Content-Length '\(value)' is not a number")
             }
             headerLength = length

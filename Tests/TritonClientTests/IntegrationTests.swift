@@ -412,6 +412,26 @@ struct TritonInferTests {
         #expect(try json.asFloat("OUTPUT0") == values)
     }
 
+    @Test func http2OverTLSOptionSpeaksHTTP1OnPlainConnections() async throws {
+        let client = try fixtureClient { $0.httpVersion = .http2OverTLS }
+        #expect(try await client.infer("identity_fp32", inputs: [fp32Input([5])]).asFloat("OUTPUT0") == [5])
+    }
+
+    @Test func tlsToAPlainPortIsATransportError() async throws {
+        let plain = try #require(tritonURL)
+        var configuration = InferenceServerClient.Configuration()
+        configuration.tls.verifyPeer = false
+        configuration.tls.verifyHost = false
+        let client = try InferenceServerClient(
+            url: plain.replacingOccurrences(of: "http://", with: "https://"), configuration: configuration)
+        await #expect {
+            try await client.isServerLive()
+        } throws: {
+            let error = $0 as? TritonClientError
+            return error?.code == .transport && error?.curlCode == 35
+        }
+    }
+
     @Test func rawPassthroughReturnsTritonsAnswerAsIs() async throws {
         let client = try fixtureClient()
         let ready = try await client.execute(RawHTTPRequest(method: "GET", path: "/v2/health/ready"))

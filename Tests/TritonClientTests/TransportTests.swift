@@ -56,6 +56,24 @@ import Testing
         #expect(server.connectionCount == 1)
     }
 
+    @Test func connectionsPerHostAreBounded() async throws {
+        let server = try CannedHTTPServer { _ in
+            Thread.sleep(forTimeInterval: 0.02)
+            return CannedHTTPServer.response(body: [])
+        }
+        defer { server.stop() }
+        var configuration = InferenceServerClient.Configuration()
+        configuration.maxConnectionsPerHost = 2
+        let client = try InferenceServerClient(url: server.url, configuration: configuration)
+        let live = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for _ in 0..<16 { group.addTask { try await client.isServerLive() } }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(live == 16)
+        #expect(server.connectionCount <= 2)
+        #expect(server.requests.count == 16)
+    }
+
     @Test func malformedBinaryFrameFromTheServerIsAnErrorNotACrash() async throws {
         let server = try CannedHTTPServer { _ in
             CannedHTTPServer.response(headers: [("Inference-Header-Content-Length", "999")], body: Array("{}".utf8))
