@@ -99,6 +99,13 @@ struct CurlSettings: Sendable {
     var verifyPeer: Bool
     var verifyHost: Bool
     var verbose: Bool
+
+    /// libcurl before 8.0 breaks a reused HTTP/2 prior-knowledge connection ("Error in the
+    /// HTTP2 framing layer", curl/curl#10634, fixed in 8.0.0), so there each call gets a fresh one.
+    var forbidReuse: Bool {
+        guard httpVersion == 5, let info = curl_version_info(CURLVERSION_ELEVENTH) else { return false }
+        return info.pointee.version_num < 0x08_00_00
+    }
 }
 
 private let curlGlobalInit: Bool = {
@@ -114,6 +121,7 @@ private let curlGlobalInit: Bool = {
 final class CurlMultiLoop: @unchecked Sendable {
     private let multi: UnsafeMutableRawPointer
     private let settings: CurlSettings
+    private let forbidReuse: Bool
     private let lock = NSLock()
     private var pending: [CurlTransfer] = []
     private var cancellations: [CurlTransfer] = []
@@ -132,12 +140,14 @@ final class CurlMultiLoop: @unchecked Sendable {
         }
         self.multi = multi
         self.settings = settings
+        self.forbidReuse = settings.forbidReuse
         if settings.maxConnectionsPerHost > 0 {
             _ = ccurl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, settings.maxConnectionsPerHost)
             _ = ccurl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, max(settings.maxConnectionsPerHost, 4))
         }
-        // HTTP/2: multiplex streams over one connection.
-        _ = ccurl_multi_setopt_long(multi, CURLMOPT_PIPELINING, 2)
+        // HTTP/2: multiplex streams over one connection (CURLPIPE_MULTIPLEX), unless the
+        // libcurl in use cannot reuse the connection at all.
+        _ = ccurl_multi_setopt_long(multi, CURLMOPT_PIPELINING, settings.forbidReuse ? 0 : 2)
         let thread = Thread { [self] in self.run() }
         thread.name = "triton-client-curl"
         thread.start()
@@ -309,7 +319,8 @@ final class CurlMultiLoop: @unchecked Sendable {
             check(ccurl_easy_setopt_long(h, CURLOPT_TIMEOUT_MS, timeout.roundedUpMilliseconds))
         }
         check(ccurl_easy_setopt_long(h, CURLOPT_HTTP_VERSION, settings.httpVersion))
-        if settings.http2 { check(ccurl_easy_setopt_long(h, CURLOPT_PIPEWAIT, 1)) }
+        if settings.http2, !forbidReuse { check(ccurl_easy_setopt_long(h, CURLOPT_PIPEWAIT, 1)) }
+        if forbidReuse { check(ccurl_easy_setopt_long(h, CURLOPT_FORBID_REUSE, 1)) }
         if let encoding = request.acceptEncoding { check(ccurl_easy_setopt_cstr(h, CURLOPT_ACCEPT_ENCODING, encoding)) }
         if let ca = settings.caFile { check(ccurl_easy_setopt_cstr(h, CURLOPT_CAINFO, ca)) }
         if let cert = settings.certificateFile { check(ccurl_easy_setopt_cstr(h, CURLOPT_SSLCERT, cert)) }

@@ -544,3 +544,37 @@ struct TritonModelControlTests {
         #expect(try await waitUntilUnloaded(client, "identity_fp64"))
     }
 }
+
+/// An HTTP/2 cleartext proxy (for example `nghttpx --frontend='127.0.0.1,PORT;no-tls'`) in front
+/// of the fixture Triton: the HTTP/2 prior-knowledge path of the client.
+let tritonH2CURL = ProcessInfo.processInfo.environment["TRITON_H2C_URL"]
+
+@Suite(.enabled(if: tritonH2CURL != nil && tritonURL != nil, "TRITON_H2C_URL names an HTTP/2 cleartext proxy in front of TRITON_URL"))
+struct TritonHTTP2Tests {
+    @Test func priorKnowledgeThroughAnHTTP2Proxy() async throws {
+        var configuration = InferenceServerClient.Configuration()
+        configuration.httpVersion = .http2PriorKnowledge
+        configuration.maxConnectionsPerHost = 1
+        configuration.requestTimeout = .seconds(30)
+        // Triton itself speaks only HTTP/1.1, so prior knowledge straight to it fails...
+        let direct = try InferenceServerClient(url: tritonURL ?? "", configuration: configuration)
+        await #expect(throws: TritonClientError.self) { try await direct.isServerLive() }
+        // ...and works through the proxy (streams multiplexed on one connection with libcurl 8+;
+        // a connection per call on older libcurl, see CurlSettings.forbidReuse).
+        let client = try InferenceServerClient(url: tritonH2CURL ?? "", configuration: configuration)
+        #expect(try await client.isServerReady())
+        let wrong = try await withThrowingTaskGroup(of: Int.self) { group in
+            for t in 0..<32 {
+                group.addTask {
+                    let values = (0..<8).map { Float(t * 10 + $0) }
+                    let result = try await client.infer("identity_fp32", inputs: [fp32Input(values)])
+                    return try result.asFloat("OUTPUT0") == values ? 0 : 1
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(wrong == 0)
+        let raw = try await client.execute(RawHTTPRequest(method: "GET", path: "/v2/models/identity_fp32/config"))
+        #expect(raw.status == 200)
+    }
+}
