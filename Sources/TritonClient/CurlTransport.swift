@@ -66,6 +66,8 @@ final class CurlTransfer: @unchecked Sendable {
     let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
     var responseHeaders: [(String, String)] = []
     var responseBody: [UInt8] = []
+    var maxResponseBytes = Int.max
+    var responseTooLarge = false
     var finished = false
 
     init(request: TransportRequest) {
@@ -99,6 +101,7 @@ struct CurlSettings: Sendable {
     var verifyPeer: Bool
     var verifyHost: Bool
     var verbose: Bool
+    var maxResponseBytes: Int = 1 << 30
 
     /// libcurl before 8.0 breaks a reused HTTP/2 prior-knowledge connection ("Error in the
     /// HTTP2 framing layer", curl/curl#10634, fixed in 8.0.0), so there each call gets a fresh one.
@@ -228,6 +231,7 @@ final class CurlMultiLoop: @unchecked Sendable {
             return
         }
         transfer.easy = easy
+        transfer.maxResponseBytes = settings.maxResponseBytes
         if let error = configure(easy.raw, for: transfer) {
             recycle(easy)
             transfer.easy = nil
@@ -286,6 +290,11 @@ final class CurlMultiLoop: @unchecked Sendable {
             transfer.responseBody = []
             transfer.responseHeaders = []
             return .success(response)
+        }
+        if transfer.responseTooLarge {
+            return .failure(TritonClientError(
+                code: .malformedResponse,
+                message: "the response is larger than the \(settings.maxResponseBytes)-byte limit"))
         }
         let detail = String(cString: transfer.errorBuffer)
         let text = detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail
@@ -388,6 +397,10 @@ private func curlWriteCallback(
     let length = size * count
     guard let context else { return 0 }
     let transfer = Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue()
+    if transfer.responseBody.count + length > transfer.maxResponseBytes {
+        transfer.responseTooLarge = true
+        return 0  // makes libcurl abort the transfer
+    }
     if let data, length > 0 {
         transfer.responseBody.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length))
     }
@@ -419,7 +432,9 @@ private func curlHeaderCallback(
     let name = String(decoding: nameBytes, as: UTF8.self)
     let value = String(decoding: line[valueStart..<valueEnd], as: UTF8.self)
     transfer.responseHeaders.append((name, value))
-    if asciiCaseInsensitiveEquals(nameBytes, "content-length"), let expected = Int(value), expected > 0, expected < 1 << 30 {
+    if asciiCaseInsensitiveEquals(nameBytes, "content-length"), let expected = Int(value), expected > 0,
+        expected <= transfer.maxResponseBytes
+    {
         transfer.responseBody.reserveCapacity(expected)
     }
     return length

@@ -67,7 +67,8 @@ public final class InferenceServerClient: Sendable {
             privateKeyFile: configuration.tls.privateKeyFile,
             verifyPeer: configuration.tls.verifyPeer,
             verifyHost: configuration.tls.verifyHost,
-            verbose: configuration.verbose))
+            verbose: configuration.verbose,
+            maxResponseBytes: max(configuration.maxResponseBytes, 0)))
     }
 
     deinit { loop.shutdown() }

@@ -85,6 +85,20 @@ import Testing
         } throws: { ($0 as? TritonClientError)?.code == .malformedResponse }
     }
 
+    @Test func oversizedResponseIsRefused() async throws {
+        let server = try CannedHTTPServer { _ in CannedHTTPServer.response(body: [UInt8](repeating: 0x61, count: 5000)) }
+        defer { server.stop() }
+        var configuration = InferenceServerClient.Configuration()
+        configuration.maxResponseBytes = 1000
+        let client = try InferenceServerClient(url: server.url, configuration: configuration)
+        await #expect {
+            try await client.execute(RawHTTPRequest(method: "GET", path: "/v2"))
+        } throws: { ($0 as? TritonClientError)?.code == .malformedResponse }
+        configuration.maxResponseBytes = 5000
+        let roomy = try InferenceServerClient(url: server.url, configuration: configuration)
+        #expect(try await roomy.execute(RawHTTPRequest(method: "GET", path: "/v2")).body.count == 5000)
+    }
+
     @Test func duplicateResponseParameterKeysDoNotFailTheCall() async throws {
         let reply = #"{"model_name":"m","model_version":"1","parameters":{"sequence_id":1,"sequence_start":false,"sequence_id":1},"outputs":[{"name":"OUTPUT0","datatype":"FP32","shape":[1],"data":[4.5]}]}"#
         let server = try CannedHTTPServer { _ in CannedHTTPServer.response(body: Array(reply.utf8)) }
