@@ -38,7 +38,8 @@ public final class InferenceServerClient: Sendable {
     public let url: String
     public let configuration: Configuration
     private let logger: Logger
-    private let loop: CurlMultiLoop
+    /// The curl thread's loop (internal so tests can watch it end).
+    let loop: CurlMultiLoop
 
     /// Creates a client for the Triton at `url` (`http://host:port`, `https://…`, or `host:port`).
     public init(url: String, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "TritonClient"))

@@ -185,6 +185,22 @@ import Testing
         } throws: { ($0 as? TritonClientError)?.code == .invalidArgument }
     }
 
+    @Test func releasingAClientStopsItsCurlThread() async throws {
+        let server = try CannedHTTPServer { _ in CannedHTTPServer.response(body: []) }
+        defer { server.stop() }
+        weak var loop: CurlMultiLoop?
+        do {
+            let client = try InferenceServerClient(url: server.url)
+            loop = client.loop
+            #expect(try await client.isServerLive())
+        }
+        // The thread holds the loop until it has cleaned up the multi handle and exited.
+        for _ in 0..<100 where loop != nil {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(loop == nil)
+    }
+
     @Test func invalidURLsAreRefused() {
         for url in ["ftp://host", "http://", "", "http://host:8000/?q=1"] {
             #expect(throws: TritonClientError.self) { try InferenceServerClient(url: url) }
