@@ -1,0 +1,13 @@
+#ifndef CZLIB_SHIM_H
+#define CZLIB_SHIM_H
+#include <zlib.h>
+
+/* deflateInit2 is a macro over deflateInit2_; this typed wrapper is what the
+   Swift code calls to compress request bodies (windowBits 15 = zlib, 31 = gzip). */
+static inline int czlib_deflate_init2(z_stream *s, int level, int windowBits) {
+    return deflateInit2(s, level, Z_DEFLATED, windowBits, 8, Z_DEFAULT_STRATEGY);
+}
+static inline int czlib_inflate_init2(z_stream *s, int windowBits) {
+    return inflateInit2(s, windowBits);
+}
+#endif

@@ -1,0 +1,59 @@
+import CZlib
+
+/// Request-body compression with zlib (gzip framing or zlib "deflate" framing, as Triton expects).
+enum BodyCompression {
+    /// Compresses `input` in one pass. `gzip` uses the gzip wrapper; `deflate` the zlib wrapper.
+    static func compress(_ input: [UInt8], algorithm: InferenceServerClient.CompressionAlgorithm)
+        throws(TritonClientError) -> [UInt8]
+    {
+        var stream = z_stream()
+        let windowBits: Int32 = algorithm == .gzip ? 31 : 15
+        guard czlib_deflate_init2(&stream, Z_DEFAULT_COMPRESSION, windowBits) == Z_OK else {
+            throw .invalidArgument("zlib could not start compressing")
+        }
+        defer { deflateEnd(&stream) }
+        let bound = Int(deflateBound(&stream, uLong(input.count))) + 32
+        var output = [UInt8](repeating: 0, count: bound)
+        var produced = 0
+        let status: Int32 = input.withUnsafeBufferPointer { source in
+            output.withUnsafeMutableBufferPointer { target in
+                stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
+                stream.avail_in = uInt(source.count)
+                stream.next_out = target.baseAddress
+                stream.avail_out = uInt(target.count)
+                let result = deflate(&stream, Z_FINISH)
+                produced = target.count - Int(stream.avail_out)
+                return result
+            }
+        }
+        guard status == Z_STREAM_END else { throw .invalidArgument("zlib could not compress the request body") }
+        output.removeSubrange(produced...)
+        return output
+    }
+
+    /// Decompresses a gzip or zlib stream (used by tests and for bodies libcurl did not decode).
+    static func decompress(_ input: [UInt8], limit: Int = 1 << 30) throws(TritonClientError) -> [UInt8] {
+        var stream = z_stream()
+        // 47 = auto-detect gzip or zlib header.
+        guard czlib_inflate_init2(&stream, 47) == Z_OK else { throw .malformed("zlib could not start decompressing") }
+        defer { inflateEnd(&stream) }
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var status: Int32 = Z_OK
+        var inputCopy = input
+        inputCopy.withUnsafeMutableBufferPointer { source in
+            stream.next_in = source.baseAddress
+            stream.avail_in = uInt(source.count)
+            repeat {
+                chunk.withUnsafeMutableBufferPointer { target in
+                    stream.next_out = target.baseAddress
+                    stream.avail_out = uInt(target.count)
+                    status = inflate(&stream, Z_NO_FLUSH)
+                    output.append(contentsOf: target[0..<(target.count - Int(stream.avail_out))])
+                }
+            } while status == Z_OK && output.count <= limit
+        }
+        guard status == Z_STREAM_END else { throw .malformed("compressed body is corrupt or truncated") }
+        return output
+    }
+}

@@ -1,0 +1,181 @@
+"""Driver for scripts/bench-client: runs the three load tools and prints ratios.
+
+Each tool drives the same model with the same tensors (binary tensor data)
+at the same concurrency, one tool at a time, against the same Triton:
+  swift   triton-load, built on the TritonClient library
+  perf    perf_analyzer (Triton's C++ load tool)
+  python  tritonclient.http, one client per thread
+"""
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+WORKLOADS = [
+    # name, model, datatype, elements, string length (BYTES)
+    ("fp32x1024", "identity_fp32", "FP32", 1024, 0),
+    ("bytes16x64", "identity_bytes", "BYTES", 16, 64),
+]
+
+
+def run_swift(binary, url, workload, concurrency, duration):
+    _, model, datatype, elements, strlen = workload
+    command = [
+        binary, "--url", f"http://{url}", "--model", model, "--datatype", datatype,
+        "--elements", str(elements), "--concurrency", str(concurrency),
+        "--duration-seconds", str(duration), "--warmup-seconds", "1",
+    ]
+    if strlen:
+        command += ["--string-length", str(strlen)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    return {
+        "throughput": result["throughput"],
+        "p50_us": result["p50_us"],
+        "p99_us": result["p99_us"],
+        "errors": result.get("errors", 0),
+    }
+
+
+def run_perf(binary, url, workload, concurrency, duration):
+    _, model, datatype, elements, strlen = workload
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "pa.csv")
+        command = [
+            binary, "-m", model, "-u", url, "-i", "http",
+            "--shape", f"INPUT0:{elements}", "--concurrency-range", str(concurrency),
+            "--measurement-interval", str(int(duration * 1000)), "-f", report,
+            # A shared 2-core machine is noisy: accept windows within 50% of each other.
+            "--stability-percentage", "50", "--max-trials", "6",
+        ]
+        if strlen:
+            command += ["--string-length", str(strlen)]
+        subprocess.run(command, check=True, capture_output=True, text=True)
+        with open(report) as handle:
+            row = next(csv.DictReader(handle))
+    return {
+        "throughput": float(row["Inferences/Second"]),
+        "p50_us": float(row["p50 latency"]),
+        "p99_us": float(row["p99 latency"]),
+        "errors": 0,
+    }
+
+
+def run_python(url, workload, concurrency, duration):
+    import tritonclient.http as httpclient
+
+    _, model, datatype, elements, strlen = workload
+    rng = np.random.default_rng(7)
+    if datatype == "BYTES":
+        data = np.array(
+            [[bytes(rng.integers(97, 123, strlen, dtype=np.uint8)) for _ in range(elements)]],
+            dtype=object,
+        )
+    else:
+        data = rng.random((1, elements), dtype=np.float32)
+    latencies, errors, lock = [], [0], threading.Lock()
+    stop_at = [0.0]
+    start_gate = threading.Barrier(concurrency + 1)
+
+    def worker():
+        client = httpclient.InferenceServerClient(url)
+        tensor = httpclient.InferInput("INPUT0", list(data.shape), datatype)
+        tensor.set_data_from_numpy(data, binary_data=True)
+        outputs = [httpclient.InferRequestedOutput("OUTPUT0", binary_data=True)]
+        client.infer(model, [tensor], outputs=outputs)  # warm the connection
+        start_gate.wait()
+        mine = []
+        while time.perf_counter() < stop_at[0]:
+            begin = time.perf_counter()
+            try:
+                client.infer(model, [tensor], outputs=outputs)
+                mine.append(time.perf_counter() - begin)
+            except Exception:
+                with lock:
+                    errors[0] += 1
+        with lock:
+            latencies.extend(mine)
+        client.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    stop_at[0] = time.perf_counter() + 1e9
+    start_gate.wait()
+    begin = time.perf_counter()
+    stop_at[0] = begin + duration
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - begin
+    values = np.array(latencies) * 1e6
+    return {
+        "throughput": len(latencies) / elapsed,
+        "p50_us": float(np.percentile(values, 50)) if len(values) else 0.0,
+        "p99_us": float(np.percentile(values, 99)) if len(values) else 0.0,
+        "errors": errors[0],
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", required=True, help="Triton HTTP host:port")
+    parser.add_argument("--triton-load", required=True)
+    parser.add_argument("--perf-analyzer", required=True)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument("--concurrency", default="1 8 32")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split()]
+
+    rows = []
+    for workload in WORKLOADS:
+        for concurrency in levels:
+            results = {
+                "swift": run_swift(args.triton_load, args.url, workload, concurrency, args.duration),
+                "perf_analyzer": run_perf(args.perf_analyzer, args.url, workload, concurrency, args.duration),
+                "python": run_python(args.url, workload, concurrency, args.duration),
+            }
+            swift = results["swift"]["throughput"]
+            row = {
+                "workload": workload[0],
+                "model": workload[1],
+                "concurrency": concurrency,
+                "results": results,
+                "swift_over_perf_analyzer": swift / results["perf_analyzer"]["throughput"],
+                "swift_over_python": swift / results["python"]["throughput"],
+            }
+            rows.append(row)
+            print(f"measured {workload[0]} c={concurrency}", file=sys.stderr)
+
+    header = f"{'workload':<11} {'c':>3} | {'tool':<13} {'infer/s':>9} {'p50 us':>8} {'p99 us':>8}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        for tool, result in row["results"].items():
+            print(
+                f"{row['workload']:<11} {row['concurrency']:>3} | {tool:<13} "
+                f"{result['throughput']:>9.1f} {result['p50_us']:>8.0f} {result['p99_us']:>8.0f}"
+            )
+        print(
+            f"{'':<15} | swift/perf_analyzer = {row['swift_over_perf_analyzer']:.2f}  "
+            f"swift/python = {row['swift_over_python']:.2f}"
+        )
+    targets_met = all(
+        r["swift_over_perf_analyzer"] >= 0.95 and r["swift_over_python"] >= 2.0 for r in rows
+    )
+    print(f"targets (swift >= 0.95x perf_analyzer and >= 2x python everywhere): {'met' if targets_met else 'NOT met'}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"rows": rows, "targets_met": targets_met}, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
