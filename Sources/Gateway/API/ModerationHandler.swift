@@ -1,4 +1,5 @@
 import Foundation
+import TritonClient
 import HTTPTypes
 import Hummingbird
 import Logging

@@ -4,6 +4,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
+import TritonClient
 
 /// The pluggable parts a gateway is built with. Defaults: a route → fixed
 /// model resolver from the configuration and an audit sink that keeps nothing.
@@ -45,7 +46,13 @@ public func buildCore(configuration: GatewayConfiguration, parts: GatewayParts =
         var clientConfiguration = InferenceServerClient.Configuration()
         clientConfiguration.connectTimeout = .milliseconds(Int64(configuration.timeouts.connect * 1000))
         clientConfiguration.maxConnectionsPerHost = configuration.limits.maxConcurrentUpstream
-        transport = try InferenceServerClient(url: configuration.triton.url, configuration: clientConfiguration)
+        clientConfiguration.tls.caFile = configuration.triton.tls.caFile.map { configuration.resolvePath($0).path }
+        clientConfiguration.tls.certificateFile = configuration.triton.tls.certificateFile.map { configuration.resolvePath($0).path }
+        clientConfiguration.tls.privateKeyFile = configuration.triton.tls.privateKeyFile.map { configuration.resolvePath($0).path }
+        clientConfiguration.tls.verifyPeer = configuration.triton.tls.verifyPeer
+        clientConfiguration.tls.verifyHost = configuration.triton.tls.verifyHost
+        transport = try InferenceServerClient(
+            url: configuration.triton.url, configuration: clientConfiguration, logger: logger.withLabel("triton-client"))
     }
     let authenticator = try JWTAuthenticator(configuration: configuration.auth, baseDirectory: configuration.baseDirectory)
     return try GatewayCore(
@@ -87,4 +94,12 @@ public func runGateway(_ app: some ApplicationProtocol, configuration: GatewayCo
         services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: app.logger)
     groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(Int64(configuration.timeouts.shutdownGrace * 1000))
     try await ServiceGroup(configuration: groupConfiguration).run()
+}
+
+extension Logger {
+    func withLabel(_ label: String) -> Logger {
+        var copy = Logger(label: label)
+        copy.logLevel = logLevel
+        return copy
+    }
 }

@@ -42,7 +42,7 @@ public struct GatewayProblem: Error, Sendable {
         ]
         // tritonclient reads `error` from failed KServe answers; give it our text, never Triton's.
         object["error"] = detail
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return [UInt8](data)
     }
 

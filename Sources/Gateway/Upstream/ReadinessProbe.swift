@@ -1,4 +1,5 @@
 import Foundation
+import TritonClient
 import Logging
 import NIOConcurrencyHelpers
 import ServiceLifecycle
