@@ -30,10 +30,13 @@ struct TestSetup {
             "limits": "limits:\n  max_body_bytes: 65536\n  max_header_bytes: 16384\n  max_image_pixels: 4000000\n  max_concurrent_upstream: 16\n",
             "auth": """
                 auth:
-                  issuer: test-issuer
-                  audience: moderation-gateway
+                  issuers: [test-issuer]
+                  audiences: [moderation-gateway]
                   leeway_seconds: 30
-                  hs256_secret_file: dev-secret
+                  keys:
+                    - kid: test
+                      algorithm: HS256
+                      secret_file: dev-secret
                   roles:
                     client:
                       permissions: [moderate]
@@ -60,9 +63,9 @@ struct TestSetup {
         return configuration
     }
 
-    func token(subject: String = "alice", roles: [String] = ["inference"], ttl: TimeInterval = 600) throws -> String {
+    func token(subject: String = "alice", roles: [String] = ["inference"], ttl: Duration = .seconds(600)) throws -> String {
         try DevelopmentToken.mint(
-            secret: secret, kid: nil, issuer: "test-issuer", audience: "moderation-gateway", subject: subject, roles: roles, ttl: ttl)
+            secret: secret, kid: "test", issuer: "test-issuer", audience: "moderation-gateway", subject: subject, roles: roles, ttl: ttl)
     }
 }
 

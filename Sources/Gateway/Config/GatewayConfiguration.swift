@@ -422,7 +422,17 @@ extension GatewayConfiguration {
         try check(upstream.circuitOpenSeconds > 0, "upstream.circuit_open_seconds", "must be positive")
         try check(upstream.retryBudgetRatio >= 0 && upstream.retryBudgetRatio <= 1, "upstream.retry_budget_ratio", "must be in [0, 1]")
         try check(upstream.retryMinPerSecond >= 0, "upstream.retry_min_per_second", "must not be negative")
-        try auth.validate(baseDirectory: baseDirectory)
+        do {
+            try auth.validate()
+            // Loading the keys checks the files (readable, sizes, PEM/JWKS contents).
+            _ = try JWTAuthenticator(configuration: auth, baseDirectory: baseDirectory)
+        } catch let error as AuthConfigurationError {
+            throw ConfigurationError(key: error.path, error.message)
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError(key: "auth", "\(error)")
+        }
     }
 }
 

@@ -61,17 +61,16 @@ public final class GatewayCore: Sendable {
             throw Self.problem(for: failure, tokenPresent: header != nil)
         case .success(let principal):
             context.record.update { $0.principal = principal }
-            if let failure = authenticator.authorize(principal, permission: permission, model: model) {
+            if let failure = Gateway.authorize(principal, permission: permission, model: model) {
                 context.record.update { $0.authFailureReason = failure.reason.rawValue }
                 metrics.recordAuthFailure(reason: failure.reason.rawValue)
                 throw Self.problem(for: failure, tokenPresent: true)
             }
             if let rateLimiter {
-                let decision = rateLimiter.acquire(subject: principal.subject, now: Date())
-                if !decision.allowed {
+                if case .limited(let retryAfter) = rateLimiter.acquire(subject: principal.subject) {
                     metrics.rateLimited.increment()
                     throw GatewayProblem(.tooManyRequests, "rate-limited", "Too many requests for this subject; slow down.",
-                                         headers: [(.retryAfter, String(max(1, decision.retryAfterSeconds)))])
+                                         headers: [(.retryAfter, String(max(1, retryAfter)))])
                 }
             }
             return principal
