@@ -32,12 +32,24 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
     process.environment = env
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
+    // A file, not a pipe: a child that starts a daemon (scripts/triton start) would keep a pipe open forever.
+    let outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-test-\(UUID().uuidString).log")
+    FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: outputURL)
+    defer {
+        try? handle.close()
+        try? FileManager.default.removeItem(at: outputURL)
+    }
+    process.standardOutput = handle
+    process.standardError = handle
     try process.run()
-    let data = await Task.detached { pipe.fileHandleForReading.readDataToEndOfFile() }.value
-    process.waitUntilExit()
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        DispatchQueue.global().async {
+            process.waitUntilExit()
+            continuation.resume()
+        }
+    }
+    let data = (try? Data(contentsOf: outputURL)) ?? Data()
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
