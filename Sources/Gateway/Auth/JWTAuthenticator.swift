@@ -1,0 +1,283 @@
+import Crypto
+import Foundation
+import Synchronization
+
+/// Verifies `Authorization: Bearer <JWT>` headers and turns them into a `Principal`.
+///
+/// libjwt 1.10 trusts the token's header for the algorithm, so the header is
+/// parsed and checked here first: the `kid` picks one configured key, the
+/// token's `alg` must equal that key's pinned algorithm exactly, `none` and
+/// `crit` are refused, and `jku`/`x5u`/`jwk`/`x5c` are never looked at. HS256
+/// is verified here with a constant-time HMAC comparison; RS256/ES256 go to
+/// libjwt with that key's public PEM only. All claims are checked here, since
+/// libjwt checks none.
+public final class JWTAuthenticator: Sendable {
+    public let configuration: AuthConfiguration
+    private let baseDirectory: URL
+    private let keyRing: Mutex<KeyRing>
+    private let issuers: Set<String>
+    private let audiences: Set<String>
+
+    /// Header JSON is small (alg, kid, typ); a `jwk` or `x5c` member nests two levels.
+    static let headerLimits = JSONParser.Limits(maxBytes: 2048, maxDepth: 4)
+    static let payloadMaxDepth = 16
+    static let maxRoles = 64
+    static let maxSubjectBytes = 256
+
+    /// Validates the configuration and loads the keys; files are relative to `baseDirectory`.
+    public init(configuration: AuthConfiguration, baseDirectory: URL) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.baseDirectory = baseDirectory
+        self.keyRing = Mutex(try KeyRing.load(configuration, baseDirectory: baseDirectory))
+        self.issuers = Set(configuration.issuers)
+        self.audiences = Set(configuration.audiences)
+    }
+
+    /// Re-reads every key file. The new keys replace the old ones all at once;
+    /// when any file is bad, this throws and the old keys stay in use.
+    public func reloadKeys() throws {
+        let ring = try KeyRing.load(configuration, baseDirectory: baseDirectory)
+        keyRing.withLock { $0 = ring }
+    }
+
+    /// The `kid`s currently loaded, sorted (for logs and `config check`).
+    public var keyIDs: [String] {
+        keyRing.withLock { $0.keysByKid.keys.sorted() }
+    }
+
+    public func authenticate(authorizationHeader: String?, now: Date = Date()) -> Result<Principal, AuthFailure> {
+        do throws(AuthFailure) {
+            return .success(try verify(authorizationHeader: authorizationHeader, now: now))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func verify(authorizationHeader: String?, now: Date) throws(AuthFailure) -> Principal {
+        guard let authorizationHeader else {
+            throw .unauthorized(.missingToken, "This endpoint requires an Authorization header with a Bearer token.")
+        }
+        let header = Array(authorizationHeader.utf8)
+        guard header.count <= configuration.maxTokenBytes else {
+            throw AuthFailure(
+                reason: .oversized, status: 431,
+                detail: "The Authorization header is larger than \(configuration.maxTokenBytes) bytes.")
+        }
+        let token = try Self.bearerToken(header)
+        let parts = try Self.split(token)
+
+        // Header first: it decides which key and which code path verifies the signature.
+        guard let headerBytes = Base64URL.decode(parts.header),
+            let joseHeader = try? JSONParser.parse(headerBytes, limits: Self.headerLimits),
+            case .object = joseHeader
+        else { throw .unauthorized(.malformedToken, "The token header is not valid base64url JSON.") }
+        guard case .string(let alg)? = joseHeader["alg"] else {
+            throw .unauthorized(.malformedToken, "The token header has no algorithm.")
+        }
+        if alg.lowercased() == "none" {
+            throw .unauthorized(.algorithmNotAllowed, "Unsigned tokens are not accepted.")
+        }
+        if joseHeader["crit"] != nil {
+            throw .unauthorized(.crit, "Tokens with critical header extensions are not accepted.")
+        }
+        if let typ = joseHeader["typ"], typ.stringValue?.lowercased() != "jwt" {
+            throw .unauthorized(.malformedToken, "The token type must be JWT.")
+        }
+        let kid: String?
+        switch joseHeader["kid"] {
+        case nil: kid = nil
+        case .string(let value)?: kid = value
+        default: throw .unauthorized(.malformedToken, "The token key id must be a string.")
+        }
+        // `jku`, `x5u`, `jwk` and `x5c` are deliberately never read: keys come from configuration only.
+        guard let key = keyRing.withLock({ $0.key(forKid: kid) }) else {
+            throw .unauthorized(.unknownKey, "The token's signing key is not known.")
+        }
+        guard alg == key.algorithm.rawValue else {
+            throw .unauthorized(.algorithmNotAllowed, "The token's algorithm is not allowed for its key.")
+        }
+
+        // The payload is parsed (with limits) before any signature code sees it.
+        guard let payloadBytes = Base64URL.decode(parts.payload),
+            let claims = try? JSONParser.parse(
+                payloadBytes, limits: .init(maxBytes: configuration.maxTokenBytes, maxDepth: Self.payloadMaxDepth)),
+            case .object = claims
+        else { throw .unauthorized(.malformedToken, "The token payload is not valid base64url JSON.") }
+        guard let signature = Base64URL.decode(parts.signature) else {
+            throw .unauthorized(.malformedToken, "The token signature is not valid base64url.")
+        }
+        guard !signature.isEmpty, Self.signatureIsValid(signature, token: token, signingInputCount: parts.signingInputCount, key: key)
+        else { throw .unauthorized(.badSignature, "The token signature is not valid.") }
+
+        return try principal(from: claims, now: now)
+    }
+
+    /// `Bearer <token>`: the scheme case-insensitively, one space, then base64url and dots only.
+    private static func bearerToken(_ header: [UInt8]) throws(AuthFailure) -> ArraySlice<UInt8> {
+        let scheme = Array("bearer".utf8)
+        guard header.count > scheme.count + 1, zip(header, scheme).allSatisfy({ $0 | 0x20 == $1 }),
+            header[scheme.count] == UInt8(ascii: " ")
+        else { throw .unauthorized(.malformedHeader, "Expected 'Authorization: Bearer <token>'.") }
+        let token = header[(scheme.count + 1)...]
+        guard token.allSatisfy({ Base64URL.isAlphabet($0) || $0 == UInt8(ascii: ".") }) else {
+            throw .unauthorized(.malformedHeader, "Expected 'Authorization: Bearer <token>' with a single token.")
+        }
+        return token
+    }
+
+    private struct Parts {
+        var header: ArraySlice<UInt8>
+        var payload: ArraySlice<UInt8>
+        var signature: ArraySlice<UInt8>
+        /// Bytes of `header.payload`, the JWS signing input.
+        var signingInputCount: Int
+    }
+
+    private static func split(_ token: ArraySlice<UInt8>) throws(AuthFailure) -> Parts {
+        let dots = token.indices.filter { token[$0] == UInt8(ascii: ".") }
+        guard dots.count == 2 else {
+            throw .unauthorized(.malformedToken, "The token is not a compact JWS (three dot-separated parts).")
+        }
+        let header = token[token.startIndex..<dots[0]]
+        let payload = token[(dots[0] + 1)..<dots[1]]
+        let signature = token[(dots[1] + 1)...]
+        guard !header.isEmpty, !payload.isEmpty else {
+            throw .unauthorized(.malformedToken, "The token is not a compact JWS (three dot-separated parts).")
+        }
+        return Parts(header: header, payload: payload, signature: signature, signingInputCount: dots[1] - token.startIndex)
+    }
+
+    private static func signatureIsValid(
+        _ signature: [UInt8], token: ArraySlice<UInt8>, signingInputCount: Int, key: VerificationKey
+    ) -> Bool {
+        switch key.material {
+        case .secret(let secret):
+            guard key.algorithm == .hs256, !secret.isEmpty else { return false }
+            let signingInput = token.prefix(signingInputCount)
+            // Constant-time comparison inside swift-crypto.
+            return HMAC<SHA256>.isValidAuthenticationCode(
+                signature, authenticating: Array(signingInput), using: SymmetricKey(data: secret))
+        case .publicKey(let material):
+            guard key.algorithm == .rs256 || key.algorithm == .es256, signature.count == material.signatureLength else {
+                return false
+            }
+            return LibJWT.verify(
+                token: String(decoding: token, as: UTF8.self), publicKeyPEM: material.pem, algorithm: key.algorithm)
+        }
+    }
+
+    private func principal(from claims: JSONValue, now: Date) throws(AuthFailure) -> Principal {
+        let nowSeconds = now.timeIntervalSince1970
+        let leeway = Double(configuration.leewaySeconds)
+
+        let exp: Int64
+        switch claims["exp"] {
+        case nil: throw .unauthorized(.missingExp, "The token has no expiry (exp).")
+        case .integer(let value)?: exp = value
+        default: throw .unauthorized(.badClaimType, "The token's exp must be an integer NumericDate.")
+        }
+        if nowSeconds >= Double(exp) + leeway {
+            throw .unauthorized(.expired, "The token has expired.")
+        }
+        switch claims["nbf"] {
+        case nil: break
+        case .integer(let nbf)?:
+            if nowSeconds + leeway < Double(nbf) { throw .unauthorized(.notYetValid, "The token is not valid yet.") }
+        default: throw .unauthorized(.badClaimType, "The token's nbf must be an integer NumericDate.")
+        }
+        switch claims["iat"] {
+        case nil: break
+        case .integer(let iat)?:
+            if Double(iat) > nowSeconds + leeway {
+                throw .unauthorized(.issuedInFuture, "The token was issued in the future.")
+            }
+        default: throw .unauthorized(.badClaimType, "The token's iat must be an integer NumericDate.")
+        }
+
+        guard let issuerClaim = claims["iss"] else { throw .unauthorized(.wrongIssuer, "The token has no issuer.") }
+        guard case .string(let issuer) = issuerClaim else {
+            throw .unauthorized(.badClaimType, "The token's iss must be a string.")
+        }
+        guard issuers.contains(issuer) else { throw .unauthorized(.wrongIssuer, "The token's issuer is not accepted.") }
+
+        let tokenAudiences: [String]
+        switch claims["aud"] {
+        case nil: throw .unauthorized(.wrongAudience, "The token has no audience.")
+        case .string(let value)?: tokenAudiences = [value]
+        case .array(let values)?:
+            tokenAudiences = try values.map { value throws(AuthFailure) in
+                guard case .string(let audience) = value else {
+                    throw .unauthorized(.badClaimType, "The token's aud must be a string or an array of strings.")
+                }
+                return audience
+            }
+        default: throw .unauthorized(.badClaimType, "The token's aud must be a string or an array of strings.")
+        }
+        guard tokenAudiences.contains(where: audiences.contains) else {
+            throw .unauthorized(.wrongAudience, "The token is not meant for this service.")
+        }
+
+        guard let subjectClaim = claims["sub"] else { throw .unauthorized(.missingSubject, "The token has no subject.") }
+        guard case .string(let subject) = subjectClaim, !subject.isEmpty, subject.utf8.count <= Self.maxSubjectBytes,
+            !subject.hasControlCharacters
+        else {
+            throw .unauthorized(
+                .badClaimType, "The token's sub must be a string of 1 to \(Self.maxSubjectBytes) bytes without control characters.")
+        }
+
+        let claimedRoles = try roles(in: claims)
+        var roles: [String] = []
+        var permissions: Set<Permission> = []
+        var allowedModels: Set<String>? = []
+        for name in claimedRoles where !roles.contains(name) {
+            guard let role = configuration.roles[name] else { continue }  // unknown roles grant nothing
+            roles.append(name)
+            permissions.formUnion(role.permissions)
+            if role.permissions.contains(.infer) {
+                if let models = role.models {
+                    allowedModels?.formUnion(models)
+                } else {
+                    allowedModels = nil
+                }
+            }
+        }
+        return Principal(
+            subject: subject, issuer: issuer, roles: roles, permissions: permissions, allowedModels: allowedModels,
+            expiresAt: Date(timeIntervalSince1970: Double(exp)))
+    }
+
+    /// The role claim: an array of strings, or a space-separated string (OAuth `scope` style).
+    private func roles(in claims: JSONValue) throws(AuthFailure) -> [String] {
+        let claim = claims[configuration.roleClaim] ?? claims["scope"]
+        let names: [String]
+        switch claim {
+        case nil: names = []
+        case .string(let value)?: names = value.split(separator: " ").map(String.init)
+        case .array(let values)?:
+            names = try values.map { value throws(AuthFailure) in
+                guard case .string(let name) = value else {
+                    throw .unauthorized(.badClaimType, "The token's roles must be strings.")
+                }
+                return name
+            }
+        default: throw .unauthorized(.badClaimType, "The token's roles must be an array of strings or a space-separated string.")
+        }
+        guard names.count <= Self.maxRoles else {
+            throw .unauthorized(.badClaimType, "The token names more than \(Self.maxRoles) roles.")
+        }
+        return names
+    }
+}
+
+/// Checks that an authenticated caller may use `permission` (and `model`, for
+/// the KServe passthrough). Returns a 403 failure, or `nil` when allowed.
+public func authorize(_ principal: Principal, permission: Permission, model: String? = nil) -> AuthFailure? {
+    guard principal.permissions.contains(permission) else {
+        return .forbidden("This token's roles do not grant the '\(permission.rawValue)' permission.")
+    }
+    if let model, let allowed = principal.allowedModels, !allowed.contains(model) {
+        return .forbidden("This token's roles do not allow the requested model.")
+    }
+    return nil
+}

@@ -1,0 +1,92 @@
+import Synchronization
+
+/// The answer of `RateLimiter.acquire`.
+public enum RateDecision: Sendable, Equatable {
+    /// Let the request through; `remaining` whole requests are left in the bucket.
+    case allowed(remaining: Int)
+    /// Answer 429 with `Retry-After: retryAfterSeconds` (always at least 1).
+    case limited(retryAfterSeconds: Int)
+
+    public var isAllowed: Bool {
+        if case .allowed = self { return true }
+        return false
+    }
+}
+
+/// A token bucket per subject: `burst` requests at once, refilled at
+/// `ratePerSecond`. Memory is bounded by `maxSubjects`: when a new subject
+/// arrives at the cap, buckets that have refilled completely (idle subjects,
+/// indistinguishable from new ones) are dropped first, then the longest idle.
+public final class RateLimiter: Sendable {
+    private struct Bucket {
+        var tokens: Double
+        var updated: ContinuousClock.Instant
+    }
+
+    public let ratePerSecond: Double
+    public let burst: Int
+    public let maxSubjects: Int
+    private let buckets = Mutex<[String: Bucket]>([:])
+
+    /// Values out of range are clamped (rate to at least 0.001/s, burst and maxSubjects to at least 1);
+    /// the configuration loader is expected to refuse them first.
+    public init(ratePerSecond: Double, burst: Int, maxSubjects: Int = 100_000) {
+        self.ratePerSecond = ratePerSecond.isFinite ? max(ratePerSecond, 0.001) : 0.001
+        self.burst = max(burst, 1)
+        self.maxSubjects = max(maxSubjects, 1)
+    }
+
+    /// Takes one request from `subject`'s bucket at time `now`.
+    public func acquire(subject: String, now: ContinuousClock.Instant = .now) -> RateDecision {
+        buckets.withLock { buckets in
+            var bucket: Bucket
+            if let existing = buckets[subject] {
+                bucket = existing
+                refill(&bucket, now: now)
+            } else {
+                if buckets.count >= maxSubjects { evict(&buckets, now: now) }
+                bucket = Bucket(tokens: Double(burst), updated: now)
+            }
+            let decision: RateDecision
+            if bucket.tokens >= 1 {
+                bucket.tokens -= 1
+                decision = .allowed(remaining: Int(bucket.tokens))
+            } else {
+                let wait = (1 - bucket.tokens) / ratePerSecond
+                decision = .limited(retryAfterSeconds: max(1, Int(wait.rounded(.up))))
+            }
+            buckets[subject] = bucket
+            return decision
+        }
+    }
+
+    /// Number of subjects currently tracked.
+    public var trackedSubjects: Int {
+        buckets.withLock { $0.count }
+    }
+
+    private func refill(_ bucket: inout Bucket, now: ContinuousClock.Instant) {
+        guard now > bucket.updated else { return }  // a clock that goes backwards adds nothing
+        let elapsed = Self.seconds(now - bucket.updated)
+        bucket.tokens = min(Double(burst), bucket.tokens + elapsed * ratePerSecond)
+        bucket.updated = now
+    }
+
+    private func evict(_ buckets: inout [String: Bucket], now: ContinuousClock.Instant) {
+        let fullAfter = Double(burst) / ratePerSecond
+        buckets = buckets.filter { _, bucket in
+            let idle = now > bucket.updated ? Self.seconds(now - bucket.updated) : 0
+            return bucket.tokens + idle * ratePerSecond < Double(burst) && idle < fullAfter
+        }
+        guard buckets.count >= maxSubjects else { return }
+        // Every bucket is busy: drop the longest idle eighth, so the next new subjects find room.
+        let dropCount = max(1, buckets.count / 8, buckets.count - maxSubjects + 1)
+        let oldest = buckets.sorted { $0.value.updated < $1.value.updated }.prefix(dropCount)
+        for (subject, _) in oldest { buckets.removeValue(forKey: subject) }
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        let components = duration.components
+        return Double(components.seconds) + Double(components.attoseconds) * 1e-18
+    }
+}

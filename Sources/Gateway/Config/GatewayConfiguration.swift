@@ -1,0 +1,466 @@
+import Foundation
+import Yams
+
+/// The gateway's settings, read from YAML (`config/gateway.yaml`). Every key is
+/// documented in `Sources/Gateway/README.md`; `validate()` names the key at fault.
+public struct GatewayConfiguration: Codable, Sendable {
+    public var listen: Listen
+    public var triton: Triton
+    public var timeouts: Timeouts
+    public var limits: Limits
+    public var auth: AuthConfiguration
+    public var rateLimit: RateLimit
+    public var routes: Routes
+    public var metrics: Metrics
+    public var logging: Logging
+    public var audit: Audit
+    public var traffic: Traffic
+    public var upstream: UpstreamPolicy
+    public var readiness: Readiness
+
+    /// Folder that relative paths in the file are resolved against (the file's folder).
+    public var baseDirectory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+
+    enum CodingKeys: String, CodingKey {
+        case listen, triton, timeouts, limits, auth, routes, metrics, logging, audit, traffic, upstream, readiness
+        case rateLimit = "rate_limit"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        listen = try c.decodeIfPresent(Listen.self, forKey: .listen) ?? Listen()
+        triton = try c.decode(Triton.self, forKey: .triton)
+        timeouts = try c.decodeIfPresent(Timeouts.self, forKey: .timeouts) ?? Timeouts()
+        limits = try c.decodeIfPresent(Limits.self, forKey: .limits) ?? Limits()
+        auth = try c.decode(AuthConfiguration.self, forKey: .auth)
+        rateLimit = try c.decodeIfPresent(RateLimit.self, forKey: .rateLimit) ?? RateLimit()
+        routes = try c.decodeIfPresent(Routes.self, forKey: .routes) ?? Routes()
+        metrics = try c.decodeIfPresent(Metrics.self, forKey: .metrics) ?? Metrics()
+        logging = try c.decodeIfPresent(Logging.self, forKey: .logging) ?? Logging()
+        audit = try c.decodeIfPresent(Audit.self, forKey: .audit) ?? Audit()
+        traffic = try c.decodeIfPresent(Traffic.self, forKey: .traffic) ?? Traffic()
+        upstream = try c.decodeIfPresent(UpstreamPolicy.self, forKey: .upstream) ?? UpstreamPolicy()
+        readiness = try c.decodeIfPresent(Readiness.self, forKey: .readiness) ?? Readiness()
+    }
+
+    public struct Listen: Codable, Sendable {
+        public var host: String = "127.0.0.1"
+        public var port: Int = 8080
+        /// Most simultaneous connections from one peer address.
+        public var maxConnectionsPerPeer: Int = 256
+        enum CodingKeys: String, CodingKey {
+            case host, port
+            case maxConnectionsPerPeer = "max_connections_per_peer"
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Listen()
+            host = try c.decodeIfPresent(String.self, forKey: .host) ?? d.host
+            port = try c.decodeIfPresent(Int.self, forKey: .port) ?? d.port
+            maxConnectionsPerPeer = try c.decodeIfPresent(Int.self, forKey: .maxConnectionsPerPeer) ?? d.maxConnectionsPerPeer
+        }
+    }
+
+    public struct Triton: Codable, Sendable {
+        public var url: String
+        public var tls: TLS = TLS()
+        public struct TLS: Codable, Sendable {
+            public var caFile: String?
+            public var certificateFile: String?
+            public var privateKeyFile: String?
+            public var verifyPeer: Bool = true
+            public var verifyHost: Bool = true
+            enum CodingKeys: String, CodingKey {
+                case caFile = "ca_file", certificateFile = "certificate_file", privateKeyFile = "private_key_file"
+                case verifyPeer = "verify_peer", verifyHost = "verify_host"
+            }
+            public init() {}
+            public init(from decoder: any Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
+                certificateFile = try c.decodeIfPresent(String.self, forKey: .certificateFile)
+                privateKeyFile = try c.decodeIfPresent(String.self, forKey: .privateKeyFile)
+                verifyPeer = try c.decodeIfPresent(Bool.self, forKey: .verifyPeer) ?? true
+                verifyHost = try c.decodeIfPresent(Bool.self, forKey: .verifyHost) ?? true
+            }
+        }
+        public init(url: String) { self.url = url }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            url = try c.decode(String.self, forKey: .url)
+            tls = try c.decodeIfPresent(TLS.self, forKey: .tls) ?? TLS()
+        }
+    }
+
+    /// Durations are seconds (fractions allowed).
+    public struct Timeouts: Codable, Sendable {
+        /// TCP/TLS connect to Triton.
+        public var connect: Double = 2
+        /// Reading a request's head and body from a client; slower clients get 408.
+        public var request: Double = 30
+        /// Whole upstream call (all tries); exceeded → 504 and the transfer is aborted.
+        public var upstreamDeadline: Double = 10
+        /// Closing idle keep-alive connections.
+        public var idle: Double = 60
+        /// Draining in-flight requests on SIGTERM/SIGINT before stopping anyway.
+        public var shutdownGrace: Double = 15
+        enum CodingKeys: String, CodingKey {
+            case connect, request, idle
+            case upstreamDeadline = "upstream_deadline"
+            case shutdownGrace = "shutdown_grace"
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Timeouts()
+            connect = try c.decodeIfPresent(Double.self, forKey: .connect) ?? d.connect
+            request = try c.decodeIfPresent(Double.self, forKey: .request) ?? d.request
+            upstreamDeadline = try c.decodeIfPresent(Double.self, forKey: .upstreamDeadline) ?? d.upstreamDeadline
+            idle = try c.decodeIfPresent(Double.self, forKey: .idle) ?? d.idle
+            shutdownGrace = try c.decodeIfPresent(Double.self, forKey: .shutdownGrace) ?? d.shutdownGrace
+        }
+    }
+
+    public struct Limits: Codable, Sendable {
+        public var maxBodyBytes: Int = 8 * 1024 * 1024
+        public var maxHeaderBytes: Int = 16 * 1024
+        /// Width × height above which an image is refused from its header alone (413).
+        public var maxImagePixels: Int = 40_000_000
+        /// Upstream calls in flight at once; further calls get 503 at once.
+        public var maxConcurrentUpstream: Int = 64
+        enum CodingKeys: String, CodingKey {
+            case maxBodyBytes = "max_body_bytes", maxHeaderBytes = "max_header_bytes"
+            case maxImagePixels = "max_image_pixels", maxConcurrentUpstream = "max_concurrent_upstream"
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Limits()
+            maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? d.maxBodyBytes
+            maxHeaderBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeaderBytes) ?? d.maxHeaderBytes
+            maxImagePixels = try c.decodeIfPresent(Int.self, forKey: .maxImagePixels) ?? d.maxImagePixels
+            maxConcurrentUpstream = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentUpstream) ?? d.maxConcurrentUpstream
+        }
+    }
+
+    public struct RateLimit: Codable, Sendable {
+        public var enabled: Bool = true
+        public var ratePerSecond: Double = 50
+        public var burst: Int = 100
+        enum CodingKeys: String, CodingKey {
+            case enabled, burst
+            case ratePerSecond = "rate_per_second"
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = RateLimit()
+            enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? d.enabled
+            ratePerSecond = try c.decodeIfPresent(Double.self, forKey: .ratePerSecond) ?? d.ratePerSecond
+            burst = try c.decodeIfPresent(Int.self, forKey: .burst) ?? d.burst
+        }
+    }
+
+    public struct Routes: Codable, Sendable {
+        /// Route `POST /v1/moderate` uses.
+        public var defaultRoute: String = "moderation"
+        /// Route name → Triton model (and optional version) when no traffic file is used.
+        public var models: [String: RouteTarget] = ["moderation": RouteTarget(model: "moderation", version: nil)]
+        enum CodingKeys: String, CodingKey {
+            case defaultRoute = "default", models
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Routes()
+            defaultRoute = try c.decodeIfPresent(String.self, forKey: .defaultRoute) ?? d.defaultRoute
+            models = try c.decodeIfPresent([String: RouteTarget].self, forKey: .models) ?? d.models
+        }
+    }
+
+    public struct RouteTarget: Codable, Sendable, Equatable {
+        public var model: String
+        public var version: String?
+        public init(model: String, version: String?) {
+            self.model = model
+            self.version = version
+        }
+    }
+
+    public struct Metrics: Codable, Sendable {
+        public var enabled: Bool = true
+        /// Whether `/metrics` needs a token with the `admin` permission.
+        public var requireAuth: Bool = false
+        enum CodingKeys: String, CodingKey {
+            case enabled
+            case requireAuth = "require_auth"
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? true
+            requireAuth = try c.decodeIfPresent(Bool.self, forKey: .requireAuth) ?? false
+        }
+    }
+
+    public struct Logging: Codable, Sendable {
+        public var level: String = "info"
+        /// `json` (one object per line) or `text`.
+        public var format: String = "json"
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            level = try c.decodeIfPresent(String.self, forKey: .level) ?? "info"
+            format = try c.decodeIfPresent(String.self, forKey: .format) ?? "json"
+        }
+    }
+
+    public struct Audit: Codable, Sendable {
+        public var enabled: Bool = false
+        public var path: String?
+        /// File holding the HMAC key for image hashes (32+ bytes).
+        public var keyFile: String?
+        enum CodingKeys: String, CodingKey {
+            case enabled, path
+            case keyFile = "key_file"
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? false
+            path = try c.decodeIfPresent(String.self, forKey: .path)
+            keyFile = try c.decodeIfPresent(String.self, forKey: .keyFile)
+        }
+    }
+
+    public struct Traffic: Codable, Sendable {
+        /// Path of `traffic.yaml`; `nil` → each route serves `routes.models[route]`.
+        public var file: String?
+        public init() {}
+    }
+
+    public struct UpstreamPolicy: Codable, Sendable {
+        /// Consecutive connection failures that open the circuit.
+        public var circuitFailureThreshold: Int = 3
+        /// Seconds the circuit stays open before one probe request is let through.
+        public var circuitOpenSeconds: Double = 2
+        /// Retries (only of requests never sent) allowed as a fraction of recent requests.
+        public var retryBudgetRatio: Double = 0.1
+        /// Retries always allowed per second regardless of traffic.
+        public var retryMinPerSecond: Double = 5
+        enum CodingKeys: String, CodingKey {
+            case circuitFailureThreshold = "circuit_failure_threshold"
+            case circuitOpenSeconds = "circuit_open_seconds"
+            case retryBudgetRatio = "retry_budget_ratio"
+            case retryMinPerSecond = "retry_min_per_second"
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = UpstreamPolicy()
+            circuitFailureThreshold = try c.decodeIfPresent(Int.self, forKey: .circuitFailureThreshold) ?? d.circuitFailureThreshold
+            circuitOpenSeconds = try c.decodeIfPresent(Double.self, forKey: .circuitOpenSeconds) ?? d.circuitOpenSeconds
+            retryBudgetRatio = try c.decodeIfPresent(Double.self, forKey: .retryBudgetRatio) ?? d.retryBudgetRatio
+            retryMinPerSecond = try c.decodeIfPresent(Double.self, forKey: .retryMinPerSecond) ?? d.retryMinPerSecond
+        }
+    }
+
+    public struct Readiness: Codable, Sendable {
+        /// Models `/readyz` requires; default: every model named in `routes.models`.
+        public var models: [String]?
+        /// Seconds a readiness answer is reused.
+        public var cacheSeconds: Double = 1
+        enum CodingKeys: String, CodingKey {
+            case models
+            case cacheSeconds = "cache_seconds"
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            models = try c.decodeIfPresent([String].self, forKey: .models)
+            cacheSeconds = try c.decodeIfPresent(Double.self, forKey: .cacheSeconds) ?? 1
+        }
+    }
+
+    /// Models `/readyz` checks.
+    public var readinessModels: [String] {
+        readiness.models ?? Array(Set(routes.models.values.map(\.model))).sorted()
+    }
+
+    /// Resolves a path from the file against the file's folder.
+    public func resolvePath(_ path: String) -> URL {
+        if path.hasPrefix("/") { return URL(fileURLWithPath: path) }
+        return baseDirectory.appendingPathComponent(path)
+    }
+}
+
+/// A configuration problem, naming the key at fault.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public var key: String
+    public var message: String
+    public init(key: String, _ message: String) {
+        self.key = key
+        self.message = message
+    }
+    public var description: String { "\(key): \(message)" }
+}
+
+extension GatewayConfiguration {
+    /// Reads and validates a YAML file.
+    public static func load(path: String) throws -> GatewayConfiguration {
+        let url = URL(fileURLWithPath: path)
+        let text: String
+        do {
+            text = try String(contentsOf: url, encoding: .utf8)
+        } catch {
+            throw ConfigurationError(key: "(file)", "cannot read \(path): \(error.localizedDescription)")
+        }
+        var configuration = try parse(yaml: text, baseDirectory: url.deletingLastPathComponent())
+        configuration.baseDirectory = url.deletingLastPathComponent().standardizedFileURL
+        try configuration.validate()
+        return configuration
+    }
+
+    /// Parses YAML text (without validating).
+    public static func parse(yaml: String, baseDirectory: URL) throws -> GatewayConfiguration {
+        do {
+            var configuration = try YAMLDecoder().decode(GatewayConfiguration.self, from: yaml)
+            configuration.baseDirectory = baseDirectory
+            return configuration
+        } catch let error as DecodingError {
+            throw ConfigurationError(key: Self.keyPath(of: error), Self.describe(error))
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError(key: "(file)", "not valid YAML: \(error)")
+        }
+    }
+
+    private static func keyPath(of error: DecodingError) -> String {
+        let path: [any CodingKey]
+        switch error {
+        case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c): path = c.codingPath
+        case .keyNotFound(let key, let c): path = c.codingPath + [key]
+        @unknown default: path = []
+        }
+        let joined = path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        return joined.isEmpty ? "(root)" : joined
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .typeMismatch(let type, _): return "expected a value of type \(type)"
+        case .valueNotFound(let type, _): return "missing value of type \(type)"
+        case .keyNotFound: return "required key is missing"
+        case .dataCorrupted(let c): return c.debugDescription
+        @unknown default: return "invalid"
+        }
+    }
+
+    /// Checks every value; the error names the key.
+    public func validate() throws {
+        func check(_ ok: Bool, _ key: String, _ message: String) throws {
+            if !ok { throw ConfigurationError(key: key, message) }
+        }
+        try check(!listen.host.isEmpty, "listen.host", "must not be empty")
+        try check((0...65535).contains(listen.port), "listen.port", "must be 0...65535")
+        try check(listen.maxConnectionsPerPeer >= 1, "listen.max_connections_per_peer", "must be at least 1")
+        guard let tritonURL = URL(string: triton.url), let scheme = tritonURL.scheme?.lowercased(),
+            scheme == "http" || scheme == "https", tritonURL.host != nil
+        else {
+            throw ConfigurationError(key: "triton.url", "must be an http:// or https:// URL with a host")
+        }
+        for (key, file) in [
+            ("triton.tls.ca_file", triton.tls.caFile), ("triton.tls.certificate_file", triton.tls.certificateFile),
+            ("triton.tls.private_key_file", triton.tls.privateKeyFile),
+        ] {
+            if let file { try check(FileManager.default.isReadableFile(atPath: resolvePath(file).path), key, "file \(file) is not readable") }
+        }
+        try check((triton.tls.certificateFile == nil) == (triton.tls.privateKeyFile == nil), "triton.tls.private_key_file",
+            "certificate_file and private_key_file go together")
+        try check(timeouts.connect > 0 && timeouts.connect <= 300, "timeouts.connect", "must be in (0, 300] seconds")
+        try check(timeouts.request > 0 && timeouts.request <= 3600, "timeouts.request", "must be in (0, 3600] seconds")
+        try check(timeouts.upstreamDeadline > 0 && timeouts.upstreamDeadline <= 3600, "timeouts.upstream_deadline", "must be in (0, 3600] seconds")
+        try check(timeouts.idle > 0, "timeouts.idle", "must be positive")
+        try check(timeouts.shutdownGrace >= 0 && timeouts.shutdownGrace <= 3600, "timeouts.shutdown_grace", "must be in [0, 3600] seconds")
+        try check(limits.maxBodyBytes >= 1024 && limits.maxBodyBytes <= 1 << 30, "limits.max_body_bytes", "must be in [1024, 1 GiB]")
+        try check(limits.maxHeaderBytes >= 1024 && limits.maxHeaderBytes <= 1 << 20, "limits.max_header_bytes", "must be in [1024, 1 MiB]")
+        try check(limits.maxImagePixels >= 1, "limits.max_image_pixels", "must be positive")
+        try check(limits.maxConcurrentUpstream >= 1, "limits.max_concurrent_upstream", "must be at least 1")
+        try check(rateLimit.ratePerSecond > 0, "rate_limit.rate_per_second", "must be positive")
+        try check(rateLimit.burst >= 1, "rate_limit.burst", "must be at least 1")
+        try check(routes.models[routes.defaultRoute] != nil || traffic.file != nil, "routes.default",
+            "route '\(routes.defaultRoute)' has no entry in routes.models (and no traffic.file is set)")
+        for (route, target) in routes.models {
+            try check(NameRules.isValidName(route), "routes.models.\(route)", "route names must match [A-Za-z0-9_.-]+")
+            try check(NameRules.isValidName(target.model), "routes.models.\(route).model", "must match [A-Za-z0-9_.-]+")
+            if let version = target.version {
+                try check(NameRules.isValidVersion(version), "routes.models.\(route).version", "must be digits")
+            }
+        }
+        for model in readiness.models ?? [] {
+            try check(NameRules.isValidName(model), "readiness.models", "'\(model)' must match [A-Za-z0-9_.-]+")
+        }
+        try check(readiness.cacheSeconds >= 0, "readiness.cache_seconds", "must not be negative")
+        try check(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logging.level.lowercased()),
+            "logging.level", "must be one of trace, debug, info, notice, warning, error, critical")
+        try check(["json", "text"].contains(logging.format), "logging.format", "must be json or text")
+        if audit.enabled {
+            try check(audit.path?.isEmpty == false, "audit.path", "is required when audit.enabled is true")
+            try check(audit.keyFile?.isEmpty == false, "audit.key_file", "is required when audit.enabled is true")
+        }
+        if let keyFile = audit.keyFile, audit.enabled {
+            let data = FileManager.default.contents(atPath: resolvePath(keyFile).path)
+            try check(data != nil, "audit.key_file", "file \(keyFile) is not readable")
+            try check((data?.count ?? 0) >= 32, "audit.key_file", "key must be at least 32 bytes")
+        }
+        if let file = traffic.file {
+            try check(FileManager.default.isReadableFile(atPath: resolvePath(file).path), "traffic.file", "file \(file) is not readable")
+        }
+        try check(upstream.circuitFailureThreshold >= 1, "upstream.circuit_failure_threshold", "must be at least 1")
+        try check(upstream.circuitOpenSeconds > 0, "upstream.circuit_open_seconds", "must be positive")
+        try check(upstream.retryBudgetRatio >= 0 && upstream.retryBudgetRatio <= 1, "upstream.retry_budget_ratio", "must be in [0, 1]")
+        try check(upstream.retryMinPerSecond >= 0, "upstream.retry_min_per_second", "must not be negative")
+        do {
+            try auth.validate()
+            // Loading the keys checks the files (readable, sizes, PEM/JWKS contents).
+            _ = try JWTAuthenticator(configuration: auth, baseDirectory: baseDirectory)
+        } catch let error as AuthConfigurationError {
+            throw ConfigurationError(key: error.path, error.message)
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError(key: "auth", "\(error)")
+        }
+    }
+}
+
+/// Rules for names that end up in upstream paths, headers or the audit log.
+public enum NameRules {
+    /// `[A-Za-z0-9_.-]{1,128}`, and not `.` or `..` or anything containing `..`.
+    public static func isValidName(_ s: some StringProtocol) -> Bool {
+        guard !s.isEmpty, s.utf8.count <= 128, !s.contains("..") else { return false }
+        return s.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F || b == 0x2E || b == 0x2D
+        } && s != "."
+    }
+
+    /// Triton model versions are positive integers.
+    public static func isValidVersion(_ s: some StringProtocol) -> Bool {
+        !s.isEmpty && s.utf8.count <= 19 && s.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+    }
+
+    /// A client-supplied request id: `[A-Za-z0-9._-]{1,128}`.
+    public static func isValidRequestID(_ s: some StringProtocol) -> Bool {
+        guard !s.isEmpty, s.utf8.count <= 128 else { return false }
+        return s.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F || b == 0x2E || b == 0x2D
+        }
+    }
+
+    /// True when a value holds CR, LF or NUL (header splitting, log forging).
+    public static func hasControlBreaks(_ s: some StringProtocol) -> Bool {
+        s.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }
+    }
+}

@@ -1,0 +1,90 @@
+import CoreMetrics
+import Foundation
+import Metrics
+import NIOConcurrencyHelpers
+import Prometheus
+
+/// The gateway's metrics, created once per application on its own Prometheus
+/// registry (so several gateways in one test process do not mix). Labels are
+/// bounded: route templates, status classes, fixed reason and kind names.
+public final class GatewayMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let factory: PrometheusMetricsFactory
+    let inFlight: CoreMetrics.Meter
+    let rateLimited: CoreMetrics.Counter
+    private let counters = NIOLockedValueBox([String: CoreMetrics.Counter]())
+    private let timers = NIOLockedValueBox([String: CoreMetrics.Timer]())
+
+    public init() {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        let buckets: [Duration] = [
+            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500),
+            .seconds(5), .seconds(10), .seconds(30),
+        ]
+        factory.defaultDurationHistogramBuckets = buckets
+        self.registry = registry
+        self.factory = factory
+        self.inFlight = CoreMetrics.Meter(label: "gateway_requests_in_flight", dimensions: [], factory: factory)
+        self.rateLimited = CoreMetrics.Counter(label: "gateway_rate_limited_total", dimensions: [], factory: factory)
+    }
+
+    private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
+        let key = label + "|" + dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+        return counters.withLockedValue { cache in
+            if let c = cache[key] { return c }
+            let c = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
+            cache[key] = c
+            return c
+        }
+    }
+
+    private func timer(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
+        let key = label + "|" + dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+        return timers.withLockedValue { cache in
+            if let t = cache[key] { return t }
+            let t = CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory)
+            cache[key] = t
+            return t
+        }
+    }
+
+    /// One finished request.
+    func recordRequest(route: String, status: Int, decision: String?, seconds: Double) {
+        let statusClass = "\(status / 100)xx"
+        counter("gateway_requests_total", [("route", route), ("status_class", statusClass), ("decision", decision ?? "none")]).increment()
+        timer("gateway_request_duration_seconds", [("route", route)]).recordNanoseconds(Int64(seconds * 1e9))
+    }
+
+    /// One upstream call (all its tries), by kind (`moderate`, `kserve`, `admin`, `probe`).
+    func recordUpstream(kind: String, seconds: Double) {
+        counter("gateway_upstream_calls_total", [("kind", kind)]).increment()
+        timer("gateway_upstream_duration_seconds", [("kind", kind)]).recordNanoseconds(Int64(seconds * 1e9))
+    }
+
+    /// An upstream failure by kind: `connect`, `timeout`, `transport`, `status_5xx`, `malformed`, `circuit_open`, `saturated`.
+    func recordUpstreamError(_ kind: String) {
+        counter("gateway_upstream_errors_total", [("kind", kind)]).increment()
+    }
+
+    func recordAuthFailure(reason: String) {
+        counter("gateway_auth_failures_total", [("reason", reason)]).increment()
+    }
+
+    func recordRetry() {
+        counter("gateway_upstream_retries_total", []).increment()
+    }
+
+    func recordAuditFailure() {
+        counter("gateway_audit_failures_total", []).increment()
+    }
+
+    /// Prometheus text exposition.
+    public func render() -> [UInt8] {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16 * 1024)
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}

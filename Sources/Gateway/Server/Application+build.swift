@@ -1,0 +1,105 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import ServiceLifecycle
+import TritonClient
+
+/// The pluggable parts a gateway is built with. Defaults: a route → fixed
+/// model resolver from the configuration and an audit sink that keeps nothing.
+public struct GatewayParts: Sendable {
+    public var resolver: (any VariantResolver)?
+    public var auditSink: (any AuditSink)?
+    /// Background services of the parts (audit writer, traffic watcher, canary
+    /// controller); they run in the application's service group and stop after it.
+    public var services: [any Service]
+    /// The Triton connection; default: an `InferenceServerClient` for `triton.url`.
+    public var transport: (any TritonTransport)?
+
+    public init(resolver: (any VariantResolver)? = nil, auditSink: (any AuditSink)? = nil, services: [any Service] = [],
+                transport: (any TritonTransport)? = nil) {
+        self.resolver = resolver
+        self.auditSink = auditSink
+        self.services = services
+        self.transport = transport
+    }
+}
+
+/// Builds the router with every route and the edge middleware.
+public func buildRouter(core: GatewayCore) -> Router<GatewayRequestContext> {
+    let router = Router(context: GatewayRequestContext.self)
+    router.add(middleware: EdgeMiddleware(core: core))
+    OperationsHandlers(core: core).register(on: router)
+    let moderation = ModerationHandler(core: core)
+    router.post("v1/moderate") { request, context in try await moderation.handle(request, context: context) }
+    KServeHandler(core: core).register(on: router)
+    return router
+}
+
+/// Builds the shared state from a validated configuration.
+public func buildCore(configuration: GatewayConfiguration, parts: GatewayParts = GatewayParts(), logger: Logger) throws -> GatewayCore {
+    let transport: any TritonTransport
+    if let given = parts.transport {
+        transport = given
+    } else {
+        var clientConfiguration = InferenceServerClient.Configuration()
+        clientConfiguration.connectTimeout = .milliseconds(Int64(configuration.timeouts.connect * 1000))
+        clientConfiguration.maxConnectionsPerHost = configuration.limits.maxConcurrentUpstream
+        clientConfiguration.tls.caFile = configuration.triton.tls.caFile.map { configuration.resolvePath($0).path }
+        clientConfiguration.tls.certificateFile = configuration.triton.tls.certificateFile.map { configuration.resolvePath($0).path }
+        clientConfiguration.tls.privateKeyFile = configuration.triton.tls.privateKeyFile.map { configuration.resolvePath($0).path }
+        clientConfiguration.tls.verifyPeer = configuration.triton.tls.verifyPeer
+        clientConfiguration.tls.verifyHost = configuration.triton.tls.verifyHost
+        transport = try InferenceServerClient(
+            url: configuration.triton.url, configuration: clientConfiguration, logger: logger.withLabel("triton-client"))
+    }
+    let authenticator = try JWTAuthenticator(configuration: configuration.auth, baseDirectory: configuration.baseDirectory)
+    return try GatewayCore(
+        configuration: configuration, authenticator: authenticator,
+        resolver: parts.resolver ?? StaticVariantResolver(routes: configuration.routes),
+        auditSink: parts.auditSink ?? DiscardingAuditSink(), transport: transport, metrics: GatewayMetrics(), logger: logger)
+}
+
+/// The gateway application: HTTP server plus its background services (readiness
+/// poller and the parts' services), used by the executable and by the tests.
+public func buildApplication(
+    configuration: GatewayConfiguration, parts: GatewayParts = GatewayParts(), logger: Logger,
+    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+) throws -> some ApplicationProtocol {
+    let core = try buildCore(configuration: configuration, parts: parts, logger: logger)
+    let router = buildRouter(core: core)
+    let counter = PeerConnectionCounter(limit: configuration.listen.maxConnectionsPerPeer)
+    let headTimeout = TimeAmount.milliseconds(Int64(configuration.timeouts.request * 1000))
+    let decoderLimit = max(64 * 1024, configuration.limits.maxHeaderBytes * 2)
+    let http1 = HTTP1Channel.Configuration(
+        additionalChannelHandlers: [ConnectionGuard(counter: counter, headTimeout: headTimeout)],
+        idleTimeout: .milliseconds(Int64(configuration.timeouts.idle * 1000)),
+        httpDecoderConfiguration: .init(maxHeaderFieldSize: decoderLimit, maxHeaderListSize: decoderLimit, maxHeaderFieldCount: 256))
+    let app = Application(
+        router: router,
+        server: .http1(configuration: http1),
+        configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "moderation-gateway"),
+        services: [core.readiness] + parts.services,
+        onServerRunning: onServerRunning,
+        logger: logger)
+    return app
+}
+
+/// Runs the application in a service group whose graceful shutdown (SIGTERM or
+/// SIGINT: stop accepting, drain in-flight requests, then stop the background
+/// services in reverse order) is bounded by `timeouts.shutdown_grace`.
+public func runGateway(_ app: some ApplicationProtocol, configuration: GatewayConfiguration) async throws {
+    var groupConfiguration = ServiceGroupConfiguration(
+        services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: app.logger)
+    groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(Int64(configuration.timeouts.shutdownGrace * 1000))
+    try await ServiceGroup(configuration: groupConfiguration).run()
+}
+
+extension Logger {
+    func withLabel(_ label: String) -> Logger {
+        var copy = Logger(label: label)
+        copy.logLevel = logLevel
+        return copy
+    }
+}

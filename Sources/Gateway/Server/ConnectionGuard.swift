@@ -1,0 +1,122 @@
+import Foundation
+import HTTPTypes
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTPTypes
+
+/// Counts open connections per peer address, shared by all connections.
+final class PeerConnectionCounter: Sendable {
+    private let counts = NIOLockedValueBox([String: Int]())
+    let limit: Int
+    init(limit: Int) { self.limit = limit }
+
+    func open(_ peer: String) -> Bool {
+        counts.withLockedValue { counts in
+            let n = counts[peer, default: 0]
+            guard n < limit else { return false }
+            counts[peer] = n + 1
+            return true
+        }
+    }
+
+    func close(_ peer: String) {
+        counts.withLockedValue { counts in
+            let n = counts[peer, default: 1] - 1
+            counts[peer] = n <= 0 ? nil : n
+        }
+    }
+}
+
+/// Per-connection guard after the HTTP decoder: refuses a peer's connection
+/// beyond `listen.max_connections_per_peer`, and answers 408 and closes when a
+/// request head does not arrive within `timeouts.request` of the connection
+/// opening or of the previous response (headers trickled, or an idle client).
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    let counter: PeerConnectionCounter
+    let headTimeout: TimeAmount
+    private var peer: String?
+    private var timer: Scheduled<Void>?
+    private var requestInProgress = false
+
+    init(counter: PeerConnectionCounter, headTimeout: TimeAmount) {
+        self.counter = counter
+        self.headTimeout = headTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard peer == nil else { return }
+        let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        guard counter.open(address) else {
+            context.close(promise: nil)
+            return
+        }
+        peer = address
+        armTimer(context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        if let peer { counter.close(peer) }
+        peer = nil
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        if let peer { counter.close(peer) }
+        peer = nil
+    }
+
+    private func armTimer(context: ChannelHandlerContext) {
+        timer?.cancel()
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: headTimeout) {
+            let (handler, context) = loopBound.value
+            handler.timedOut(context: context)
+        }
+    }
+
+    private func timedOut(context: ChannelHandlerContext) {
+        guard !requestInProgress, context.channel.isActive else { return }
+        var head = HTTPResponse(status: .requestTimeout)
+        head.headerFields[.connection] = "close"
+        head.headerFields[.contentType] = "application/problem+json"
+        let body = ByteBuffer(string: "{\"detail\":\"The request head did not arrive in time.\",\"status\":408,\"title\":\"Request Timeout\",\"type\":\"https://moderation-gateway.invalid/problems/request-timeout\"}")
+        head.headerFields[.contentLength] = String(body.readableBytes)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = unwrapInboundIn(data) {
+            requestInProgress = true
+            timer?.cancel()
+            timer = nil
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) {
+            requestInProgress = false
+            armTimer(context: context)
+        }
+        context.write(data, promise: promise)
+    }
+}

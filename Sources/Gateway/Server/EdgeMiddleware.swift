@@ -1,0 +1,122 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// The outermost middleware: gives every request its id and trace, applies the
+/// header checks, turns every error into problem+json, records the audit event
+/// (before the response leaves; a failed record turns it into 503), and counts
+/// and logs the request.
+struct EdgeMiddleware: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+    let core: GatewayCore
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let receivedAt = Date()
+        let clock = ContinuousClock()
+        let start = clock.now
+        core.metrics.inFlight.increment()
+        defer { core.metrics.inFlight.decrement() }
+
+        var context = context
+        let clientID = request.headers[.requestID]
+        context.requestID = clientID.flatMap { NameRules.isValidRequestID($0) ? $0 : nil } ?? UUID().uuidString.lowercased()
+        context.trace = request.headers[.traceparent].flatMap(TraceContext.parse) ?? TraceContext.fresh()
+        context.logger[metadataKey: "request.id"] = .string(context.requestID)
+        context.logger[metadataKey: "trace.id"] = .string(context.trace.traceID)
+
+        var response: Response
+        var problemSlug: String?
+        do {
+            try checkHead(request)
+            response = try await next(request, context)
+        } catch let problem as GatewayProblem {
+            problemSlug = problem.slug
+            response = problem.response(instance: context.requestID)
+        } catch let error as any HTTPResponseError {
+            let problem = Self.problem(from: error.status)
+            problemSlug = problem.slug
+            response = problem.response(instance: context.requestID)
+        } catch is CancellationError {
+            let problem = GatewayProblem(.init(code: 499, reasonPhrase: "Client Closed Request"), "cancelled", "The request was cancelled.")
+            problemSlug = problem.slug
+            response = problem.response(instance: context.requestID)
+        } catch {
+            context.logger.error("unhandled error", metadata: ["error.type": "\(type(of: error))"])
+            let problem = GatewayProblem(.internalServerError, "internal-error", "The gateway failed to handle the request.")
+            problemSlug = problem.slug
+            response = problem.response(instance: context.requestID)
+        }
+
+        let record = context.record.snapshot
+        let route = record.routeTemplate ?? context.endpointPath ?? "unmatched"
+        let seconds = (clock.now - start).seconds
+        let event = AuditEvent(
+            requestID: context.requestID, traceID: context.trace.traceID, receivedAt: receivedAt,
+            subject: record.principal?.subject, issuer: record.principal?.issuer, roles: record.principal?.roles ?? [],
+            endpoint: route, decision: record.decision, verdict: record.verdict, reasonCodes: record.reasonCodes,
+            status: Int(response.status.code), upstreamStatus: record.upstreamStatus, errorCode: problemSlug,
+            latencySeconds: seconds, upstreamLatencySeconds: record.upstreamLatencySeconds, inputBytes: record.inputBytes,
+            contentType: record.contentType, inputHMAC: record.inputHMAC)
+        do {
+            try await core.auditSink.record(event)
+        } catch {
+            core.metrics.recordAuditFailure()
+            context.logger.error("audit record failed", metadata: ["error.type": "\(type(of: error))"])
+            problemSlug = "audit-unavailable"
+            response = GatewayProblem.serviceUnavailable("audit-unavailable", "The request could not be recorded; try again later.", retryAfter: 5)
+                .response(instance: context.requestID)
+        }
+
+        response.headers[.requestID] = context.requestID
+        let status = Int(response.status.code)
+        core.metrics.recordRequest(route: route, status: status, decision: record.verdict, seconds: seconds)
+        var metadata: Logger.Metadata = [
+            "http.method": .string(request.method.rawValue), "http.route": .string(route), "http.status": .stringConvertible(status),
+            "duration.ms": .string(String(format: "%.3f", seconds * 1000)),
+        ]
+        if let subject = record.principal?.subject { metadata["auth.subject"] = .string(subject) }
+        if let problemSlug { metadata["problem"] = .string(problemSlug) }
+        if let reason = record.authFailureReason { metadata["auth.failure"] = .string(reason) }
+        if let verdict = record.verdict { metadata["moderation.decision"] = .string(verdict) }
+        context.logger.info("request", metadata: metadata)
+        return response
+    }
+
+    /// Checks that apply to every request before routing.
+    private func checkHead(_ request: Request) throws {
+        var headerBytes = 0
+        for field in request.headers {
+            headerBytes += field.name.rawName.utf8.count + field.value.utf8.count + 4
+            if NameRules.hasControlBreaks(field.value) {
+                throw GatewayProblem.badRequest("A header value contains a control character.")
+            }
+        }
+        if headerBytes > core.configuration.limits.maxHeaderBytes {
+            throw GatewayProblem(.requestHeaderFieldsTooLarge, "header-too-large",
+                                 "The request headers are larger than the limit of \(core.configuration.limits.maxHeaderBytes) bytes.")
+        }
+        let rawPath = request.uri.path
+        let lowered = rawPath.lowercased()
+        for bad in ["%2f", "%5c", "%00", "%0d", "%0a", "%2e"] where lowered.contains(bad) {
+            throw GatewayProblem.badRequest("The path contains an encoded separator or control character.")
+        }
+        if rawPath.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0 == ".." || $0 == "." }) {
+            throw GatewayProblem.badRequest("The path contains a dot segment.")
+        }
+        if NameRules.hasControlBreaks(request.uri.description) {
+            throw GatewayProblem.badRequest("The request target contains a control character.")
+        }
+    }
+
+    static func problem(from status: HTTPResponse.Status) -> GatewayProblem {
+        switch status.code {
+        case 404: return GatewayProblem(.notFound, "not-found", "No such endpoint.")
+        case 405: return GatewayProblem(.methodNotAllowed, "method-not-allowed", "This endpoint does not accept that method.")
+        case 413: return GatewayProblem.payloadTooLarge("The body is too large.")
+        case 408: return GatewayProblem(.requestTimeout, "request-timeout", "The request did not arrive in time.")
+        case 400..<500: return GatewayProblem(status, "bad-request", "The request was refused.")
+        default: return GatewayProblem(.internalServerError, "internal-error", "The gateway failed to handle the request.")
+        }
+    }
+}

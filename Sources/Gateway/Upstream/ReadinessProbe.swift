@@ -1,0 +1,83 @@
+import Foundation
+import TritonClient
+import Logging
+import NIOConcurrencyHelpers
+import ServiceLifecycle
+
+/// Answers "is Triton reachable and are the configured models ready?", asking
+/// Triton at most once per `readiness.cache_seconds`. Runs as a background
+/// service that re-checks every few seconds, so the answer (and the circuit
+/// breaker) follow Triton going away and coming back.
+public final class ReadinessProbe: Service, Sendable {
+    public struct Report: Sendable {
+        public var ready: Bool
+        public var serverReady: Bool
+        public var models: [String: Bool]
+        public var checkedAt: Date
+    }
+
+    let transport: any TritonTransport
+    let models: [String]
+    let cacheSeconds: Double
+    let pollInterval: Duration
+    let breaker: CircuitBreaker
+    let connectTimeout: Duration
+    let logger: Logger
+    private let cached = NIOLockedValueBox<Report?>(nil)
+
+    init(transport: any TritonTransport, models: [String], cacheSeconds: Double, pollInterval: Duration, connectTimeout: Duration,
+         breaker: CircuitBreaker, logger: Logger) {
+        self.transport = transport
+        self.models = models
+        self.cacheSeconds = cacheSeconds
+        self.pollInterval = pollInterval
+        self.connectTimeout = connectTimeout
+        self.breaker = breaker
+        self.logger = logger
+    }
+
+    /// The cached report when fresh, else a new check.
+    public func current(now: Date = Date()) async -> Report {
+        if let report = cached.withLockedValue({ $0 }), now.timeIntervalSince(report.checkedAt) < cacheSeconds {
+            return report
+        }
+        return await check()
+    }
+
+    @discardableResult
+    func check() async -> Report {
+        var serverReady = false
+        var modelStates: [String: Bool] = [:]
+        do {
+            let response = try await transport.execute(RawHTTPRequest(method: "GET", path: "/v2/health/ready", timeout: connectTimeout))
+            serverReady = response.status == 200
+            for model in models {
+                let r = try await transport.execute(RawHTTPRequest(method: "GET", path: "/v2/models/\(model)/ready", timeout: connectTimeout))
+                modelStates[model] = r.status == 200
+            }
+            // Triton answered: let traffic through again without waiting for a probe.
+            breaker.recordSuccess()
+        } catch {
+            for model in models where modelStates[model] == nil { modelStates[model] = false }
+        }
+        let report = Report(
+            ready: serverReady && modelStates.values.allSatisfy { $0 }, serverReady: serverReady, models: modelStates, checkedAt: Date())
+        let previous = cached.withLockedValue { old -> Report? in
+            defer { old = report }
+            return old
+        }
+        if previous?.ready != report.ready {
+            logger.notice("upstream readiness changed", metadata: ["upstream.ready": "\(report.ready)"])
+        }
+        return report
+    }
+
+    public func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await self.check()
+                try? await Task.sleep(for: self.pollInterval)
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Crypto
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import TritonClient
+
+enum Environment {
+    static func value(_ name: String) -> String? {
+        guard let v = ProcessInfo.processInfo.environment[name], !v.isEmpty else { return nil }
+        return v
+    }
+    static var tritonURL: String? { value("TRITON_URL") }
+    static var moderationURL: String? { value("TRITON_MODERATION_URL") }
+    static var projectRoot: URL {
+        value("PROJECT_ROOT").map { URL(fileURLWithPath: $0) }
+            ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+    static var perfAnalyzer: String { value("PERF_ANALYZER") ?? "/work/main/.triton/bin/perf_analyzer" }
+    static var python: String {
+        if let venv = value("VENV") { return venv + "/bin/python" }
+        let local = projectRoot.appendingPathComponent(".venv/bin/python").path
+        return FileManager.default.isExecutableFile(atPath: local) ? local : "/work/main/.venv/bin/python"
+    }
+}
+
+/// Runs a program and returns its exit status and combined output.
+func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (Int32, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    process.environment = env
+    // A file, not a pipe: a child that starts a daemon (scripts/triton start) would keep a pipe open forever.
+    let outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-test-\(UUID().uuidString).log")
+    FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: outputURL)
+    defer {
+        try? handle.close()
+        try? FileManager.default.removeItem(at: outputURL)
+    }
+    process.standardOutput = handle
+    process.standardError = handle
+    try process.run()
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        DispatchQueue.global().async {
+            process.waitUntilExit()
+            continuation.resume()
+        }
+    }
+    let data = (try? Data(contentsOf: outputURL)) ?? Data()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// Direct HTTP to Triton (or the gateway) through the project's client.
+func rawCall(_ base: String, _ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8] = []) async throws -> RawHTTPResponse {
+    let client = try InferenceServerClient(url: base)
+    return try await client.execute(RawHTTPRequest(method: method, path: path, headers: headers, body: body, timeout: .seconds(30)))
+}
+
+/// Triton's successful-inference count for a model, from its statistics.
+func inferenceCount(_ tritonURL: String, model: String) async throws -> Int {
+    let response = try await rawCall(tritonURL, "GET", "/v2/models/\(model)/stats")
+    guard let object = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
+        let stats = (object["model_stats"] as? [[String: Any]])?.first,
+        let count = (stats["inference_count"] as? NSNumber)?.intValue ?? (stats["inference_count"] as? Int)
+    else { return -1 }
+    let failures = ((stats["inference_stats"] as? [String: Any])?["fail"] as? [String: Any])?["count"] as? Int ?? 0
+    return count + failures
+}
+
+/// Hand-built JWTs for the JWT table.
+enum TokenForge {
+    static func b64url(_ bytes: some Sequence<UInt8>) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func hs256(header: String, payload: String, key: [UInt8]) -> String {
+        let input = b64url(Array(header.utf8)) + "." + b64url(Array(payload.utf8))
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: SymmetricKey(data: key))
+        return input + "." + b64url(Array(mac))
+    }
+
+    static func claims(iss: String = "test-issuer", aud: String = "\"moderation-gateway\"", sub: String = "mallory",
+                       exp: String? = nil, nbf: String? = nil, roles: String = "[\"inference\"]") -> String {
+        let now = Int(Date().timeIntervalSince1970)
+        var parts = ["\"iss\":\"\(iss)\"", "\"aud\":\(aud)", "\"sub\":\"\(sub)\"", "\"roles\":\(roles)", "\"iat\":\(now)"]
+        if let exp { parts.append("\"exp\":\(exp)") }
+        if let nbf { parts.append("\"nbf\":\(nbf)") }
+        return "{" + parts.joined(separator: ",") + "}"
+    }
+}
+
+/// A plain TCP socket for the slow-client and connection-cap rows.
+final class RawSocket {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        if rc != 0 { close(fd); throw POSIXError(.ECONNREFUSED) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    func send(_ text: String) {
+        _ = text.withCString { Glibc.send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Reads until the peer closes or the 10 s receive timeout passes.
+    func readAll() -> String {
+        var out = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            out += buffer[0..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    deinit { close(fd) }
+}

@@ -1,0 +1,382 @@
+import Foundation
+import Gateway
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+import TritonClient
+
+/// Handler behaviour without sockets: the router answers, a recording transport
+/// stands where Triton would be and shows what was (not) sent upstream.
+@Suite struct RouterTests {
+    let setup: TestSetup
+    let transport: RecordingTransport
+    let audit: RecordingAuditSink
+
+    init() throws {
+        setup = try TestSetup()
+        transport = RecordingTransport()
+        audit = RecordingAuditSink()
+    }
+
+    func withApp(overrides: [String: String] = [:], _ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        let configuration = try setup.configuration(tritonURL: "http://127.0.0.1:9", overrides: overrides)
+        let app = try buildApplication(
+            configuration: configuration, parts: GatewayParts(auditSink: audit, transport: transport), logger: quietLogger())
+        try await app.test(.router) { client in try await body(client) }
+    }
+
+    func expectProblem(_ response: TestResponse, _ status: HTTPResponse.Status, slug: String? = nil) throws {
+        #expect(response.status == status)
+        #expect(response.headers[.contentType] == "application/problem+json")
+        let problem = try response.problem()
+        #expect(problem.status == Int(status.code))
+        #expect(problem.instance == response.headers[.requestIDHeader])
+        if let slug { #expect(problem.type.hasSuffix("/\(slug)")) }
+    }
+
+    @Test func healthzCarriesRequestIDAndKeepsAWellFormedOne() async throws {
+        try await withApp { client in
+            let generated = try await client.execute(uri: "/healthz", method: .get)
+            #expect(generated.status == .ok)
+            #expect((generated.headers[.requestIDHeader]?.count ?? 0) >= 16)
+            let kept = try await client.execute(uri: "/healthz", method: .get, headers: fields([(.requestIDHeader, "abc-123_X.y")]))
+            #expect(kept.headers[.requestIDHeader] == "abc-123_X.y")
+            let replaced = try await client.execute(uri: "/healthz", method: .get, headers: fields([(.requestIDHeader, "bad id with spaces")]))
+            #expect(replaced.headers[.requestIDHeader] != "bad id with spaces")
+        }
+    }
+
+    @Test func missingOrMalformedTokenIs401WithChallenge() async throws {
+        try await withApp { client in
+            for auth in [nil, "Basic dXNlcjpwYXNz", "Bearer", "Bearer a.b.c", "Bearer  \(try setup.token())"] as [String?] {
+                var headers = HTTPFields()
+                if let auth { headers[.authorization] = auth }
+                headers[.contentType] = "image/jpeg"
+                let response = try await client.execute(uri: "/v1/moderate", method: .post, headers: headers, body: ByteBuffer(bytes: try SampleImages.smallJPEG()))
+                try expectProblem(response, .unauthorized, slug: "unauthorized")
+                #expect(response.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
+                #expect(!response.text.contains("dXNlcjpwYXNz"))
+            }
+        }
+        #expect(transport.requests.isEmpty)
+        #expect(audit.events.withLockedValue { $0 }.allSatisfy { $0.status == 401 && $0.endpoint == "/v1/moderate" })
+    }
+
+    @Test func clientTokenOnAdminRouteIs403() async throws {
+        let token = try setup.token(roles: ["client"])
+        try await withApp { client in
+            let response = try await client.execute(uri: "/v2/repository/index", method: .post, headers: fields([(.authorization, "Bearer \(token)")]))
+            try expectProblem(response, .forbidden)
+            let infer = try await client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: fields([(.authorization, "Bearer \(token)")]))
+            try expectProblem(infer, .forbidden)
+        }
+        #expect(transport.requests.isEmpty)
+    }
+
+    @Test func modelOutsideTheRoleAllowlistIs403() async throws {
+        let token = try setup.token(roles: ["inference"])
+        try await withApp { client in
+            let response = try await client.execute(uri: "/v2/models/identity_fp64/config", method: .get, headers: fields([(.authorization, "Bearer \(token)")]))
+            try expectProblem(response, .forbidden)
+        }
+        #expect(transport.requests.isEmpty)
+    }
+
+    @Test func moderationBodyRefusals() async throws {
+        let token = try setup.token(roles: ["client"])
+        let jpeg = try SampleImages.smallJPEG()
+        let cases: [(String?, [UInt8], HTTPResponse.Status, String)] = [
+            (nil, jpeg, .unsupportedMediaType, "missing content type"),
+            ("text/plain", jpeg, .unsupportedMediaType, "wrong content type"),
+            ("image/png", Array("hello, not an image at all".utf8), .unsupportedMediaType, "not an image"),
+            ("application/json", Array("{\"image\": ".utf8), .badRequest, "malformed JSON"),
+            ("application/json", Array("{\"picture\": \"AAAA\"}".utf8), .badRequest, "missing image member"),
+            ("application/json", Array("{\"image\": \"***not base64***\"}".utf8), .badRequest, "bad base64"),
+            ("image/png", Array(SampleImages.pngHeader(width: 100, height: 100).prefix(14)), .unprocessableContent, "truncated header"),
+            ("image/png", SampleImages.pngHeader(width: 60000, height: 60000), .contentTooLarge, "decompression bomb"),
+            ("image/jpeg", [UInt8](repeating: 0xFF, count: 70000), .contentTooLarge, "over the body limit"),
+        ]
+        try await withApp { client in
+            for (contentType, body, status, name) in cases {
+                var headers = fields([(.authorization, "Bearer \(token)")])
+                if let contentType { headers[.contentType] = contentType }
+                let response = try await client.execute(uri: "/v1/moderate", method: .post, headers: headers, body: ByteBuffer(bytes: body))
+                #expect(response.status == status, "\(name)")
+                try expectProblem(response, status)
+            }
+        }
+        #expect(transport.requests.isEmpty)
+    }
+
+    @Test func moderationSendsBinaryTensorAndMapsTheAnswer() async throws {
+        let token = try setup.token(roles: ["client"])
+        let jpeg = try SampleImages.smallJPEG()
+        transport.setReply { _ in
+            let body = """
+                {"model_name":"moderation","model_version":"1","outputs":[
+                {"name":"DECISION","datatype":"BYTES","shape":[1],"data":["review"]},
+                {"name":"REASONS","datatype":"BYTES","shape":[1],"data":["[{\\"code\\":\\"text_profanity\\"}]"]},
+                {"name":"SCORES","datatype":"BYTES","shape":[1],"data":["{\\"nsfw\\":0.1}"]},
+                {"name":"TEXT","datatype":"BYTES","shape":[1],"data":["hello"]}]}
+                """
+            return RawHTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array(body.utf8))
+        }
+        let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        try await withApp { client in
+            let response = try await client.execute(
+                uri: "/v1/moderate", method: .post,
+                headers: fields([(.authorization, "Bearer \(token)"), (.contentType, "image/jpeg"), (.traceparentHeader, traceparent),
+                                 (HTTPField.Name("X-Forwarded-For")!, "10.0.0.1")]),
+                body: ByteBuffer(bytes: jpeg))
+            #expect(response.status == .ok)
+            let object = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+            #expect(object?["decision"] as? String == "review")
+            #expect(object?["text"] as? String == "hello")
+            #expect(object?["request_id"] as? String == response.headers[.requestIDHeader])
+            let model = object?["model"] as? [String: Any]
+            #expect(model?["name"] as? String == "moderation")
+            #expect(model?["route"] as? String == "moderation")
+            #expect((object?["scores"] as? [String: Any])?["nsfw"] as? Double == 0.1)
+        }
+        let sent = try #require(transport.requests.first)
+        #expect(sent.path == "/v2/models/moderation/infer")
+        let headerLength = try #require(sent.headers.first { $0.0 == "Inference-Header-Content-Length" }.flatMap { Int($0.1) })
+        #expect(Array(sent.body[(headerLength + 4)...]) == jpeg)
+        let upstreamTrace = try #require(sent.headers.first { $0.0 == "traceparent" }?.1)
+        #expect(upstreamTrace.hasPrefix("00-0af7651916cd43dd8448eb211c80319c-"))
+        #expect(!sent.headers.contains { $0.0.lowercased().hasPrefix("x-forwarded") || $0.0.lowercased() == "host" || $0.0.lowercased() == "authorization" })
+        let event = try #require(audit.events.withLockedValue { $0 }.first { $0.endpoint == "/v1/moderate" })
+        #expect(event.verdict == "review")
+        #expect(event.reasonCodes == ["text_profanity"])
+        #expect(event.traceID == "0af7651916cd43dd8448eb211c80319c")
+    }
+
+    @Test(arguments: [
+        ("in ensemble 'moderation', invalid_image: cannot identify image file", HTTPResponse.Status.unprocessableContent),
+        ("in ensemble 'moderation', unsupported_format: TIFF", .unsupportedMediaType),
+        ("in ensemble 'moderation', image_too_large: 99999x99999", .contentTooLarge),
+        ("some internal failure at /opt/tritonserver/secret/path", .badGateway),
+    ])
+    func tritonRefusalsMapByPrefixWithoutEchoingThem(message: String, status: HTTPResponse.Status) async throws {
+        let token = try setup.token(roles: ["client"])
+        transport.setReply { _ in
+            RawHTTPResponse(status: 500, headers: [], body: Array("{\"error\":\"\(message)\"}".utf8))
+        }
+        try await withApp { client in
+            let response = try await client.execute(
+                uri: "/v1/moderate", method: .post, headers: fields([(.authorization, "Bearer \(token)"), (.contentType, "image/jpeg")]),
+                body: ByteBuffer(bytes: try SampleImages.smallJPEG()))
+            try expectProblem(response, status)
+            #expect(!response.text.contains("ensemble"))
+            #expect(!response.text.contains("/opt/tritonserver"))
+        }
+    }
+
+    @Test func kserveInferRequestsThatCannotBeRightAre400AndNotSent() async throws {
+        let token = try setup.token()
+        func binary(_ header: String, _ tail: [UInt8]) -> ([UInt8], Int) { (Array(header.utf8) + tail, header.utf8.count) }
+        let cases: [(String, [UInt8], Int?)] = [
+            ("bad datatype", Array(#"{"inputs":[{"name":"INPUT0","shape":[1],"datatype":"FLOAT32","data":[1]}]}"#.utf8), nil),
+            ("shape vs data", Array(#"{"inputs":[{"name":"INPUT0","shape":[2,2],"datatype":"FP32","data":[1,2,3]}]}"#.utf8), nil),
+            ("negative shape", Array(#"{"inputs":[{"name":"INPUT0","shape":[-1],"datatype":"FP32","data":[1]}]}"#.utf8), nil),
+            ("not JSON", Array("{inputs".utf8), nil),
+            ("no inputs", Array(#"{"outputs":[]}"#.utf8), nil),
+        ] + [
+            { let (b, n) = binary(#"{"inputs":[{"name":"INPUT0","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":12}}]}"#, [UInt8](repeating: 0, count: 12)); return ("shape x size != bytes", b, n) }(),
+            { let (b, n) = binary(#"{"inputs":[{"name":"INPUT0","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":8}}]}"#, [200, 0, 0, 0, 1, 2, 3, 4]); return ("BYTES prefix overruns", b, n) }(),
+            { let (b, n) = binary(#"{"inputs":[{"name":"INPUT0","shape":[1,2],"datatype":"INT32","parameters":{"binary_data_size":8}}]}"#, [UInt8](repeating: 0, count: 12)); return ("binary sizes != body", b, n) }(),
+            { let (b, _) = binary(#"{"inputs":[{"name":"INPUT0","shape":[1,2],"datatype":"INT32","parameters":{"binary_data_size":8}}]}"#, [UInt8](repeating: 0, count: 8)); return ("header length past body", b, b.count + 10) }(),
+        ]
+        try await withApp { client in
+            for (name, body, headerLength) in cases {
+                var headers = fields([(.authorization, "Bearer \(token)")])
+                headers[.contentType] = headerLength == nil ? "application/json" : "application/octet-stream"
+                if let headerLength { headers[.inferHeaderLength] = String(headerLength) }
+                let response = try await client.execute(uri: "/v2/models/identity_fp32/infer", method: .post, headers: headers, body: ByteBuffer(bytes: body))
+                #expect(response.status == .badRequest, "\(name)")
+                try expectProblem(response, .badRequest)
+            }
+        }
+        #expect(transport.requests.isEmpty)
+    }
+
+    @Test func validBinaryInferIsForwardedUnchangedWithRebuiltHeaders() async throws {
+        let token = try setup.token()
+        let header = #"{"inputs":[{"name":"INPUT0","shape":[1,2],"datatype":"INT32","parameters":{"binary_data_size":8}}]}"#
+        let body = Array(header.utf8) + [1, 0, 0, 0, 2, 0, 0, 0]
+        try await withApp { client in
+            let response = try await client.execute(
+                uri: "/v2/models/identity_int32/infer", method: .post,
+                headers: fields([(.authorization, "Bearer \(token)"), (.contentType, "application/octet-stream"),
+                                 (.inferHeaderLength, " \(header.utf8.count)"), (HTTPField.Name("X-Forwarded-Host")!, "evil")]),
+                body: ByteBuffer(bytes: body))
+            #expect(response.status == .ok)
+        }
+        let sent = try #require(transport.requests.first)
+        #expect(sent.body == body)
+        #expect(sent.headers.first { $0.0 == "Inference-Header-Content-Length" }?.1 == String(header.utf8.count))
+        #expect(!sent.headers.contains { $0.0.lowercased().hasPrefix("x-forwarded") })
+    }
+
+    @Test func namesAndPathTricksAre400() async throws {
+        let token = try setup.token(roles: ["admin"])
+        try await withApp { client in
+            for uri in ["/v2/models/bad$name/ready", "/v2/models/a..b/config", "/v2/models/x%2fy/ready", "/v2/models/x/versions/1a/ready",
+                        "/v2/repository/models/..%2F..%2Fetc/load", "/v2/models/%2e%2e/ready"] {
+                let response = try await client.execute(uri: uri, method: uri.hasSuffix("load") ? .post : .get,
+                                                        headers: fields([(.authorization, "Bearer \(token)")]))
+                #expect(response.status == .badRequest, "\(uri)")
+                try expectProblem(response, .badRequest)
+            }
+        }
+        #expect(transport.requests.isEmpty)
+    }
+
+    @Test func oversizeHeadersAre431() async throws {
+        try await withApp { client in
+            let response = try await client.execute(uri: "/healthz", method: .get, headers: fields([(HTTPField.Name("X-Padding")!, String(repeating: "a", count: 20000))]))
+            try expectProblem(response, .requestHeaderFieldsTooLarge)
+        }
+    }
+
+    @Test func rateLimitIs429WithRetryAfter() async throws {
+        let token = try setup.token(roles: ["inference"])
+        try await withApp(overrides: ["rate_limit": "rate_limit:\n  enabled: true\n  rate_per_second: 1\n  burst: 2\n"]) { client in
+            var statuses: [HTTPResponse.Status] = []
+            for _ in 0..<4 {
+                let response = try await client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: fields([(.authorization, "Bearer \(token)")]))
+                statuses.append(response.status)
+                if response.status == .tooManyRequests {
+                    try expectProblem(response, .tooManyRequests)
+                    #expect(Int(response.headers[.retryAfter] ?? "") ?? 0 >= 1)
+                }
+            }
+            #expect(statuses.prefix(2).allSatisfy { $0 == .ok })
+            #expect(statuses.last == .tooManyRequests)
+        }
+        #expect(transport.requests.count == 2)
+    }
+
+    @Test func connectionFailuresGive502ThenCircuitOpen503() async throws {
+        let token = try setup.token()
+        transport.setReply { _ in throw TritonClientError(code: .connectionFailed, message: "refused") }
+        try await withApp(overrides: ["upstream": "upstream:\n  circuit_failure_threshold: 2\n  circuit_open_seconds: 30\n  retry_budget_ratio: 0\n  retry_min_per_second: 0\n"]) { client in
+            let headers = fields([(.authorization, "Bearer \(token)")])
+            let first = try await client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: headers)
+            try expectProblem(first, .badGateway)
+            let second = try await client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: headers)
+            try expectProblem(second, .badGateway)
+            let third = try await client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: headers)
+            try expectProblem(third, .serviceUnavailable)
+            #expect(Int(third.headers[.retryAfter] ?? "") ?? 0 >= 1)
+            let ready = try await client.execute(uri: "/readyz", method: .get)
+            #expect(ready.status == .serviceUnavailable)
+        }
+    }
+
+    @Test func upstreamTimeoutIs504() async throws {
+        let token = try setup.token()
+        transport.setReply { _ in throw TritonClientError(code: .timeout, message: "deadline") }
+        try await withApp { client in
+            let response = try await client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: fields([(.authorization, "Bearer \(token)")]))
+            try expectProblem(response, .gatewayTimeout)
+        }
+    }
+
+    @Test func saturatedUpstreamIs503NotQueued() async throws {
+        let token = try setup.token()
+        transport.setReply { _ in
+            try await Task.sleep(for: .milliseconds(500))
+            return RawHTTPResponse(status: 200, headers: [], body: [])
+        }
+        try await withApp(overrides: ["limits": "limits:\n  max_concurrent_upstream: 1\n"]) { client in
+            let headers = fields([(.authorization, "Bearer \(token)")])
+            async let slow = client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: headers)
+            try await Task.sleep(for: .milliseconds(100))
+            let refused = try await client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: headers)
+            try expectProblem(refused, .serviceUnavailable)
+            #expect(refused.headers[.retryAfter] != nil)
+            #expect(try await slow.status == .ok)
+        }
+    }
+
+    @Test func failedAuditRecordTurnsTheAnswerInto503() async throws {
+        audit.failing.withLockedValue { $0 = true }
+        try await withApp { client in
+            let response = try await client.execute(uri: "/healthz", method: .get)
+            try expectProblem(response, .serviceUnavailable, slug: "audit-unavailable")
+            #expect(response.headers[.retryAfter] != nil)
+        }
+    }
+
+    @Test func metricsExposeRequestsAndAuthFailures() async throws {
+        try await withApp { client in
+            _ = try await client.execute(uri: "/v2/models/identity_fp32", method: .get)
+            let metrics = try await client.execute(uri: "/metrics", method: .get)
+            #expect(metrics.status == .ok)
+            #expect(metrics.text.contains("gateway_auth_failures_total{reason="))
+            #expect(metrics.text.contains(#"gateway_requests_total{route="/v2/models/{model}",status_class="4xx""#))
+        }
+    }
+
+    @Test func everyRouteIsInTheOpenAPIDocumentAndBack() async throws {
+        let configuration = try setup.configuration(tritonURL: "http://127.0.0.1:9")
+        let core = try buildCore(configuration: configuration, parts: GatewayParts(transport: transport), logger: quietLogger())
+        let router = buildRouter(core: core)
+        var routerOperations = Set<String>()
+        for route in router.routes {
+            let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
+            routerOperations.insert("\(route.method.rawValue.lowercased()) /\(path)")
+        }
+        let expected = routerOperations
+        try await withApp { client in
+            var documentOperations = Set<String>()
+            let response = try await client.execute(uri: "/openapi.yaml", method: .get)
+            #expect(response.status == .ok)
+            var currentPath: String?
+            for line in response.text.split(separator: "\n", omittingEmptySubsequences: false) {
+                if line.hasPrefix("  /") && line.hasSuffix(":") { currentPath = String(line.dropFirst(2).dropLast()); continue }
+                if !line.hasPrefix("  ") { currentPath = nil }
+                if let path = currentPath, line.hasPrefix("    "), !line.hasPrefix("     "),
+                    let method = ["get", "post", "put", "delete"].first(where: { line == "    \($0):" }) {
+                    documentOperations.insert("\(method) \(path)")
+                }
+            }
+            #expect(!expected.isEmpty)
+            #expect(expected.subtracting(documentOperations).isEmpty, "routes missing from the document: \(expected.subtracting(documentOperations).sorted())")
+            #expect(documentOperations.subtracting(expected).isEmpty, "document paths without a route: \(documentOperations.subtracting(expected).sorted())")
+        }
+    }
+}
+
+@Suite struct ConfigurationTests {
+    @Test func errorsNameTheKey() throws {
+        let setup = try TestSetup()
+        let cases: [(String, String, String)] = [
+            ("listen", "listen:\n  port: 70000\n", "listen.port"),
+            ("triton", "triton:\n  url: ftp://x\n", "triton.url"),
+            ("timeouts", "timeouts:\n  upstream_deadline: 0\n", "timeouts.upstream_deadline"),
+            ("limits", "limits:\n  max_body_bytes: 10\n", "limits.max_body_bytes"),
+            ("routes", "routes:\n  default: nope\n", "routes.default"),
+            ("logging", "logging:\n  level: loud\n", "logging.level"),
+            ("limits", "limits:\n  max_header_bytes: \"big\"\n", "limits.max_header_bytes"),
+        ]
+        for (section, yaml, key) in cases {
+            #expect {
+                try setup.configuration(tritonURL: "http://127.0.0.1:9", overrides: [section: yaml])
+            } throws: { error in
+                (error as? ConfigurationError)?.key == key
+            }
+        }
+    }
+
+    @Test func committedDevelopmentConfigurationParses() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let text = try String(contentsOf: root.appendingPathComponent("config/gateway.yaml"), encoding: .utf8)
+        let configuration = try GatewayConfiguration.parse(yaml: text, baseDirectory: root.appendingPathComponent("config"))
+        #expect(configuration.routes.defaultRoute == "moderation")
+        #expect(configuration.routes.models["moderation"]?.model == "moderation")
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Gateway
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+/// Triton going away and coming back, with a Triton of our own (port 8320) so
+/// the shared test servers are untouched.
+@Suite(.enabled(if: Environment.tritonURL != nil, "needs the Triton runtime scripts/test prepares"), .serialized)
+struct UpstreamRecoveryTests {
+    static let port = 8320
+    static let name = "gateway-recovery-test"
+
+    func triton(_ arguments: [String]) async throws -> (Int32, String) {
+        try await runProcess("/bin/bash", [Environment.projectRoot.appendingPathComponent("scripts/triton").path] + arguments)
+    }
+
+    func startTriton(repo: URL) async throws {
+        let (rc, output) = try await triton([
+            "start", "--name", Self.name, "--model-repo", repo.path, "--http-port", "\(Self.port)", "--grpc-port", "\(Self.port + 1)",
+            "--metrics-port", "\(Self.port + 2)", "--timeout", "180",
+        ])
+        try #require(rc == 0, "triton start failed: \(output.suffix(1500))")
+    }
+
+    @Test func tritonStoppedMidTestThenBack() async throws {
+        let setup = try TestSetup()
+        let fixtureRepo = Environment.value("TRITON_FIXTURE_REPO").map { URL(fileURLWithPath: $0) }
+            ?? Environment.projectRoot.appendingPathComponent("Tests/Fixtures/model-repo")
+        let repo = setup.directory.appendingPathComponent("repo")
+        try FileManager.default.createDirectory(at: repo, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: fixtureRepo.appendingPathComponent("identity_fp32"), to: repo.appendingPathComponent("identity_fp32"))
+        _ = try? await triton(["stop", "--name", Self.name])  // a leftover of an interrupted run
+        try await startTriton(repo: repo)
+        defer { _ = Task { _ = try? await triton(["stop", "--name", Self.name]) } }
+
+        let configuration = try setup.configuration(
+            tritonURL: "http://127.0.0.1:\(Self.port)",
+            overrides: [
+                "routes": "routes:\n  default: moderation\n  models:\n    moderation:\n      model: identity_fp32\n",
+                "upstream": "upstream:\n  circuit_failure_threshold: 2\n  circuit_open_seconds: 1\n",
+                "readiness": "readiness:\n  cache_seconds: 0\n",
+            ])
+        let token = try setup.token()
+        let body = Array(#"{"inputs":[{"name":"INPUT0","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#.utf8)
+        let app = try buildApplication(configuration: configuration, logger: quietLogger())
+        try await app.test(.live) { client in
+            let headers = fields([(.authorization, "Bearer \(token)"), (.contentType, "application/json")])
+            func infer() async throws -> TestResponse {
+                try await client.execute(uri: "/v2/models/identity_fp32/infer", method: .post, headers: headers, body: ByteBuffer(bytes: body))
+            }
+            #expect(try await infer().status == .ok)
+            #expect(try await client.execute(uri: "/readyz", method: .get).status == .ok)
+
+            let (stopped, output) = try await triton(["stop", "--name", Self.name])
+            try #require(stopped == 0, "\(output)")
+            let clock = ContinuousClock()
+            let start = clock.now
+            let down = try await infer()
+            #expect(clock.now - start < .seconds(2), "connection refused is answered fast")
+            #expect(down.status == .badGateway || down.status == .serviceUnavailable)
+            #expect(try down.problem().instance == down.headers[.requestIDHeader])
+            var sawOpenCircuit = false
+            for _ in 0..<5 {
+                let response = try await infer()
+                if response.status == .serviceUnavailable {
+                    sawOpenCircuit = true
+                    #expect(response.headers[.retryAfter] != nil)
+                    break
+                }
+            }
+            #expect(sawOpenCircuit, "the circuit opens after repeated connection failures")
+            let ready = try await client.execute(uri: "/readyz", method: .get)
+            #expect(ready.status == .serviceUnavailable)
+
+            try await startTriton(repo: repo)
+            var recovered = false
+            for _ in 0..<60 {
+                if try await infer().status == .ok, try await client.execute(uri: "/readyz", method: .get).status == .ok {
+                    recovered = true
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            #expect(recovered, "traffic resumes without restarting the gateway")
+        }
+        _ = try? await triton(["stop", "--name", Self.name])
+    }
+}
