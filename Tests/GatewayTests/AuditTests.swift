@@ -273,3 +273,93 @@ struct AuditLogTests {
         #expect(throws: (any Error).self) { try openAudit(blocker.appendingPathComponent("audit")) }
     }
 }
+
+/// SIGKILL under load, with the audit log alone: a child process (this test
+/// binary, re-run with a filter) writes records from 16 concurrent tasks and
+/// prints each request id once `record` has returned; the parent kills it with
+/// SIGKILL mid-stream, then checks the log verifies (or ends only in a torn record)
+/// and holds every acknowledged id. The gateway end-to-end version (HTTP 2xx
+/// instead of "ACK") belongs with the server.
+@Suite("Audit log under SIGKILL")
+struct AuditKillTests {
+    static let childDirectoryVariable = "GATEWAY_AUDIT_KILL_CHILD_DIR"
+
+    @Test("SIGKILL mid-load leaves a verifiable log with every acknowledged record")
+    func sigkillLeavesVerifiableLog() async throws {
+        let directory = try makeTemporaryDirectory("audit-kill")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        process.arguments = ["--testing-library", "swift-testing", "--filter", "auditWriterChildProcess"]
+        var environment = ProcessInfo.processInfo.environment
+        environment[Self.childDirectoryVariable] = directory.path
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let reader = output.fileHandleForReading
+        let acknowledged = await Task.detached { () -> [String] in
+            var buffer = Data()
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline {
+                let chunk = reader.availableData
+                if chunk.isEmpty { break }
+                buffer.append(chunk)
+                let count = buffer.split(separator: UInt8(ascii: "\n")).filter { $0.starts(with: Array("ACK ".utf8)) }.count
+                if count >= 1_500 { break }
+            }
+            kill(process.processIdentifier, SIGKILL)
+            // Whatever was acknowledged before the kill landed is in the pipe too.
+            buffer.append(reader.readDataToEndOfFile())
+            return String(decoding: buffer, as: UTF8.self).split(separator: "\n")
+                .filter { $0.hasPrefix("ACK ") && $0.count > 4 }.map { String($0.dropFirst(4)) }
+        }.value
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal)
+        #expect(acknowledged.count >= 1_500)
+
+        let report = AuditVerifier.verify(paths: [directory.path])
+        #expect(report.ok || report.onlyTornTail, "\(report.text)")
+        var logged: Set<String> = []
+        for file in try auditFiles(directory) {
+            for line in try String(contentsOf: file, encoding: .utf8).split(separator: "\n") {
+                if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                   let id = object["request_id"] as? String {
+                    logged.insert(id)
+                }
+            }
+        }
+        let missing = acknowledged.filter { !logged.contains($0) }
+        #expect(missing.isEmpty, "acknowledged but not in the log: \(missing.prefix(5))")
+
+        // A restart after the crash continues a chain that verifies completely.
+        let reopened = try openAudit(directory)
+        try await reopened.record(event("after-crash"))
+        await reopened.close()
+        let after = AuditVerifier.verify(paths: [directory.path])
+        #expect(after.ok, "\(after.text)")
+    }
+
+    /// Not a test of its own: the writer half of the SIGKILL test, run only in the
+    /// child process that test starts (it never finishes by itself: it is killed).
+    @Test(.enabled(if: ProcessInfo.processInfo.environment[AuditKillTests.childDirectoryVariable] != nil))
+    func auditWriterChildProcess() async throws {
+        let path = try #require(ProcessInfo.processInfo.environment[Self.childDirectoryVariable])
+        let log = try openAudit(URL(fileURLWithPath: path))
+        let deadline = Date().addingTimeInterval(60)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<16 {
+                group.addTask {
+                    var index = 0
+                    while Date() < deadline {
+                        let id = "kill-\(task)-\(index)"
+                        try await log.record(event(id))
+                        FileHandle.standardOutput.write(Data("ACK \(id)\n".utf8))
+                        index += 1
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+}
