@@ -208,6 +208,7 @@ struct AuditLogTests {
         await log.close()
         log = try openAudit(directory, maxFileBytes: 4_096)
         for index in 61...70 { try await log.record(event("req-\(index)")) }
+        let lastHash = log.statistics.lastHash
         await log.close()
         let files = try auditFiles(directory)
         #expect(files.count > 5)
@@ -216,6 +217,7 @@ struct AuditLogTests {
         #expect(report.ok, "\(report.text)")
         #expect(report.chains.first?.records == 71)
         #expect(report.chains.first?.lastSeq == 71)
+        #expect(report.chains.first?.lastHash == lastHash)
 
         // Deleting a whole middle file breaks the chain at the start of the next one.
         try FileManager.default.removeItem(at: files[2])

@@ -463,3 +463,38 @@ func waitUntil(timeout: Double = 5, _ condition: @Sendable () async -> Bool) asy
     }
     Issue.record("condition not met within \(timeout) s")
 }
+
+@Suite("Traffic runtime wiring")
+struct TrafficRuntimeTests {
+    @Test("start loads the file, refuses a bad one, and the admin status encodes as JSON")
+    func startAndStatus() async throws {
+        let directory = try makeTemporaryDirectory("runtime")
+        let path = directory.appendingPathComponent("traffic.yaml")
+        try Data(canaryYAML(candidateWeight: 10).utf8).write(to: path)
+        let runtime = try await TrafficRuntime.start(
+            trafficFile: path, canaryStateFile: directory.appendingPathComponent("canary.json"), instanceID: "gw-1",
+            readiness: { _, _ in true }, logger: Logger(label: "test"), adminEvents: nil
+        )
+        #expect(runtime.services.count == 2)
+        let decision = try #require(runtime.router.resolve(route: "moderation", stickyKey: "alice", headers: []))
+        #expect(decision.revision == runtime.router.store.snapshot.configuration.shortRevision)
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        let json = try #require(
+            try JSONSerialization.jsonObject(with: encoder.encode(runtime.router.status())) as? [String: Any]
+        )
+        let routes = try #require(json["routes"] as? [[String: Any]])
+        #expect(routes.first?["name"] as? String == "moderation")
+        let canary = try #require(routes.first?["canary"] as? [String: Any])
+        #expect(canary["phase"] as? String == "observing")
+        #expect(canary["failureLimit"] as? Int == 2)
+
+        try Data(twoVariantYAML(baseline: 1, candidate: -1).utf8).write(to: path)
+        await #expect(throws: TrafficConfigurationError.self) {
+            _ = try await TrafficRuntime.start(
+                trafficFile: path, canaryStateFile: nil, instanceID: "gw-1", readiness: nil,
+                logger: Logger(label: "test"), adminEvents: nil
+            )
+        }
+    }
+}

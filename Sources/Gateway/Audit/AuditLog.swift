@@ -66,6 +66,9 @@ public struct AuditStatistics: Sendable, Codable, Equatable {
     public var files = 0
     public var currentFile: String?
     public var lastSeq = 0
+    /// Hash of the last durable record: keep it outside the log (admin API,
+    /// monitoring) to detect records cut from the end, which a chain cannot show.
+    public var lastHash = ""
     public var failure: String?
 
     public var recordsPerFsync: Double { fsyncs > 0 ? Double(records) / Double(fsyncs) : 0 }
@@ -306,6 +309,7 @@ final class AuditWriter: @unchecked Sendable {
         timestamps.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         try openNextFile()
         stats.lastSeq = seq
+        stats.lastHash = prevHash
         let thread = Thread { [self] in self.loop() }
         thread.name = "audit-writer"
         thread.start()
@@ -388,6 +392,7 @@ final class AuditWriter: @unchecked Sendable {
                 stats.fsyncSecondsTotal += syncSeconds
                 stats.fsyncSecondsMax = max(stats.fsyncSecondsMax, syncSeconds)
                 stats.lastSeq = seq
+                stats.lastHash = prevHash
                 condition.unlock()
                 recordsCounter.increment(by: batch.count)
                 fsyncCounter.increment()

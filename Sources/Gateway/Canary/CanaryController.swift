@@ -327,6 +327,15 @@ public final class CanaryController: Service, Sendable {
             return Self.overrides(routes)
         }
         store.install(configuration, overrides: overrides, now: now)
+        Self.publish(state.current.routes)
+    }
+
+    /// `canary_rolled_back{route}` (1 while rolled back) and `canary_candidate_weight{route}`.
+    private static func publish(_ routes: [String: RouteState]) {
+        for (name, route) in routes {
+            Gauge(label: "canary_rolled_back", dimensions: [("route", name)]).record(route.phase == .rolledBack ? 1 : 0)
+            Gauge(label: "canary_candidate_weight", dimensions: [("route", name)]).record(route.candidateWeight)
+        }
     }
 
     private static func merge(_ entry: CanaryStateFile.Entry, into route: inout RouteState) {
@@ -454,6 +463,7 @@ public final class CanaryController: Service, Sendable {
         guard changed || !announcements.isEmpty else { return }
         let snapshot = state.current
         store.setOverrides(Self.overrides(snapshot.routes))
+        Self.publish(snapshot.routes)
         persist(snapshot.routes)
         for announcement in announcements {
             let route = snapshot.routes[announcement.route]
@@ -473,8 +483,6 @@ public final class CanaryController: Service, Sendable {
             default:
                 logger.warning("canary rollback adopted from state file", metadata: ["route": "\(announcement.route)"])
             }
-            Gauge(label: "canary_candidate_weight", dimensions: [("route", announcement.route)])
-                .record(route?.candidateWeight ?? 0)
             do {
                 try await adminEvents?.recordAdmin(kind: announcement.kind, details: announcement.details)
             } catch {

@@ -160,16 +160,29 @@ public final class TrafficConfigStore: Sendable {
     public func install(_ configuration: TrafficConfiguration, overrides: [String: CandidateOverride], now: Date = Date()) {
         let snapshot = TrafficSnapshot(configuration: configuration, overrides: overrides, installedAt: now)
         state.withLock { $0.snapshot = snapshot }
+        Self.publishWeights(snapshot)
+    }
+
+    /// `traffic_variant_weight{route,variant}`: the weight in force, for dashboards.
+    private static func publishWeights(_ snapshot: TrafficSnapshot) {
+        for (name, table) in snapshot.tables {
+            for (index, variant) in table.route.variants.enumerated() {
+                Gauge(label: "traffic_variant_weight", dimensions: [("route", name), ("variant", variant.name)])
+                    .record(table.weightsInForce[index])
+            }
+        }
     }
 
     /// Replaces the canary overrides, keeping the configuration.
     public func setOverrides(_ overrides: [String: CandidateOverride]) {
-        state.withLock { state in
-            guard state.snapshot.overrides != overrides else { return }
+        let changed = state.withLock { state -> TrafficSnapshot? in
+            guard state.snapshot.overrides != overrides else { return nil }
             state.snapshot = TrafficSnapshot(
                 configuration: state.snapshot.configuration, overrides: overrides, installedAt: state.snapshot.installedAt
             )
+            return state.snapshot
         }
+        if let changed { Self.publishWeights(changed) }
     }
 
     func noteReload(_ report: TrafficReloadReport) {
