@@ -71,8 +71,10 @@ public struct AuditStatistics: Sendable, Codable, Equatable {
     public var lastHash = ""
     public var failure: String?
 
-    public var recordsPerFsync: Double { fsyncs > 0 ? Double(records) / Double(fsyncs) : 0 }
-    public var meanFsyncSeconds: Double { fsyncs > 0 ? fsyncSecondsTotal / Double(fsyncs) : 0 }
+    /// Records per fsync (the group-commit factor) and mean fsync time, kept as
+    /// stored values so they appear in the admin JSON.
+    public var recordsPerFsync = 0.0
+    public var meanFsyncSeconds = 0.0
 }
 
 /// Durable, hash-chained audit log: one JSON line per request or admin event.
@@ -391,6 +393,8 @@ final class AuditWriter: @unchecked Sendable {
                 stats.fsyncs += 1
                 stats.fsyncSecondsTotal += syncSeconds
                 stats.fsyncSecondsMax = max(stats.fsyncSecondsMax, syncSeconds)
+                stats.recordsPerFsync = Double(stats.records) / Double(stats.fsyncs)
+                stats.meanFsyncSeconds = stats.fsyncSecondsTotal / Double(stats.fsyncs)
                 stats.lastSeq = seq
                 stats.lastHash = prevHash
                 condition.unlock()
