@@ -80,7 +80,7 @@ private final class FailingSyncAuditFile: AuditFile {
 struct AuditLogTests {
     @Test("50 tasks × 100 records: the chain verifies, and group commit uses fewer fsyncs than records")
     func concurrentWritesVerify() async throws {
-        let directory = try makeTemporaryDirectory("audit")
+        let directory = try trafficTestDirectory("audit")
         let log = try openAudit(directory)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for task in 0..<50 {
@@ -107,7 +107,7 @@ struct AuditLogTests {
 
     @Test("record fields: subject HMAC instead of the subject when configured; control characters escaped")
     func recordFields() async throws {
-        let directory = try makeTemporaryDirectory("audit")
+        let directory = try trafficTestDirectory("audit")
         let log = try openAudit(directory, subjectMode: .hmac)
         try await log.record(event("line\nbreak", subject: "alice"))
         #expect(log.hmac(Array("abc".utf8)) == HexEncoding.lowercase(HMAC<SHA256>.authenticationCode(for: Array("abc".utf8), using: auditKey)))
@@ -127,7 +127,7 @@ struct AuditLogTests {
 
     @Test("an edited, a deleted and a reordered line are each reported at the right place")
     func tamperingDetected() async throws {
-        let directory = try makeTemporaryDirectory("audit")
+        let directory = try trafficTestDirectory("audit")
         let log = try openAudit(directory)
         for index in 1...20 { try await log.record(event("req-\(index)")) }
         await log.close()
@@ -173,7 +173,7 @@ struct AuditLogTests {
 
     @Test("a torn final record is reported as such, and the next start cuts it and continues the chain")
     func tornTail() async throws {
-        let directory = try makeTemporaryDirectory("audit")
+        let directory = try trafficTestDirectory("audit")
         let log = try openAudit(directory)
         for index in 1...5 { try await log.record(event("req-\(index)")) }
         await log.close()
@@ -202,7 +202,7 @@ struct AuditLogTests {
 
     @Test("rotation by size continues the chain across files, and across restarts")
     func rotation() async throws {
-        let directory = try makeTemporaryDirectory("audit")
+        let directory = try trafficTestDirectory("audit")
         var log = try openAudit(directory, maxFileBytes: 4_096)
         for index in 1...60 { try await log.record(event("req-\(index)")) }
         try await log.recordAdmin(kind: "traffic_reload", details: ["revision": "abc", "trigger": "sighup"])
@@ -230,7 +230,7 @@ struct AuditLogTests {
 
     @Test("each instance's chain is verified on its own")
     func severalChains() async throws {
-        let directory = try makeTemporaryDirectory("audit")
+        let directory = try trafficTestDirectory("audit")
         let a = try openAudit(directory, instance: "gw-a")
         let b = try openAudit(directory, instance: "gw-b")
         for index in 1...10 {
@@ -248,7 +248,7 @@ struct AuditLogTests {
 
     @Test("a write error (disk full) makes record throw, and keep throwing")
     func writeFailureIsPermanent() async throws {
-        let directory = try makeTemporaryDirectory("audit")
+        let directory = try trafficTestDirectory("audit")
         let log = try openAudit(directory, openFile: { _ in DevFullAuditFile() })
         await #expect(throws: AuditLogError.self) { try await log.record(event("one")) }
         await #expect(throws: AuditLogError.self) { try await log.record(event("two")) }
@@ -259,7 +259,7 @@ struct AuditLogTests {
 
     @Test("an fsync error stops the writer: the record in flight and all later ones throw")
     func fsyncFailureIsPermanent() async throws {
-        let directory = try makeTemporaryDirectory("audit")
+        let directory = try trafficTestDirectory("audit")
         let log = try openAudit(directory, openFile: { try FailingSyncAuditFile(path: $0, okSyncs: 3) })
         for index in 1...3 { try await log.record(event("ok-\(index)")) }
         await #expect(throws: AuditLogError.self) { try await log.record(event("lost")) }
@@ -270,7 +270,7 @@ struct AuditLogTests {
     @Test("a read-only audit directory refuses to open the log")
     func readOnlyDirectory() throws {
         // Root ignores directory permissions, so use a path under a regular file.
-        let directory = try makeTemporaryDirectory("audit")
+        let directory = try trafficTestDirectory("audit")
         let blocker = directory.appendingPathComponent("not-a-dir")
         try Data("x".utf8).write(to: blocker)
         #expect(throws: (any Error).self) { try openAudit(blocker.appendingPathComponent("audit")) }
@@ -289,7 +289,7 @@ struct AuditKillTests {
 
     @Test("SIGKILL mid-load leaves a verifiable log with every acknowledged record")
     func sigkillLeavesVerifiableLog() async throws {
-        let directory = try makeTemporaryDirectory("audit-kill")
+        let directory = try trafficTestDirectory("audit-kill")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
         process.arguments = ["--testing-library", "swift-testing", "--filter", "auditWriterChildProcess"]

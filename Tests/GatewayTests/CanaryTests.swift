@@ -51,7 +51,7 @@ struct CanaryFixture {
     let router: TrafficRouter
 
     init(_ yaml: String, stateFile: URL? = nil, instance: String = "replica-a") throws {
-        self.stateFile = try stateFile ?? makeTemporaryDirectory("canary").appendingPathComponent("canary-state.json")
+        self.stateFile = try stateFile ?? trafficTestDirectory("canary").appendingPathComponent("canary-state.json")
         router = TrafficRouter.make(
             configuration: try parseTraffic(yaml),
             canarySettings: .init(stateFile: self.stateFile, instanceID: instance, clock: clock.read),

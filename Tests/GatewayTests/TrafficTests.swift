@@ -36,7 +36,7 @@ final class CollectedAdminEvents: AdminEventRecorder, @unchecked Sendable {
     }
 }
 
-func makeTemporaryDirectory(_ label: String) throws -> URL {
+func trafficTestDirectory(_ label: String) throws -> URL {
     let url = FileManager.default.temporaryDirectory
         .appendingPathComponent("gateway-\(label)-\(UUID().uuidString.prefix(8))", isDirectory: true)
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -351,7 +351,7 @@ struct TrafficReloadTests {
     }
 
     func fixture(readiness: VariantReadinessCheck? = nil, sighup: Bool = false) async throws -> Fixture {
-        let directory = try makeTemporaryDirectory("traffic")
+        let directory = try trafficTestDirectory("traffic")
         let path = directory.appendingPathComponent("traffic.yaml")
         try Data(twoVariantYAML(baseline: 95, candidate: 5).utf8).write(to: path)
         let events = CollectedAdminEvents()
@@ -424,11 +424,11 @@ struct TrafficReloadTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await f.watcher.run() }
             try Data(twoVariantYAML(baseline: 80, candidate: 20).utf8).write(to: f.path)
-            try await waitUntil { f.router.status().routes.first?.variants.last?.weightInForce == 20 }
+            try await trafficWaitUntil { f.router.status().routes.first?.variants.last?.weightInForce == 20 }
             // Version 3 is not ready in "Triton": refused, until it is and an admin reload runs.
             try Data(twoVariantYAML(baseline: 80, candidate: 20).replacingOccurrences(of: "version: 2", with: "version: 3").utf8)
                 .write(to: f.path)
-            try await waitUntil { f.router.status().reloadFailures == 1 }
+            try await trafficWaitUntil { f.router.status().reloadFailures == 1 }
             ready.withLock { $0 = true }
             #expect(await f.watcher.reload(trigger: "admin").outcome == "accepted")
             #expect(f.router.resolve(route: "moderation", stickyKey: "zz", headers: []) != nil)
@@ -445,7 +445,7 @@ struct TrafficReloadTests {
             group.addTask { try await f.watcher.run() }
             try Data(twoVariantYAML(baseline: 70, candidate: 30).utf8).write(to: f.path)
             // Polling is once an hour here, so only the signal can cause the reload.
-            try await waitUntil(timeout: 10) {
+            try await trafficWaitUntil(timeout: 10) {
                 kill(getpid(), SIGHUP)
                 return f.router.status().routes.first?.variants.last?.weightInForce == 30
             }
@@ -455,7 +455,7 @@ struct TrafficReloadTests {
     }
 }
 
-func waitUntil(timeout: Double = 5, _ condition: @Sendable () async -> Bool) async throws {
+func trafficWaitUntil(timeout: Double = 5, _ condition: @Sendable () async -> Bool) async throws {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         if await condition() { return }
@@ -468,7 +468,7 @@ func waitUntil(timeout: Double = 5, _ condition: @Sendable () async -> Bool) asy
 struct TrafficRuntimeTests {
     @Test("start loads the file, refuses a bad one, and the admin status encodes as JSON")
     func startAndStatus() async throws {
-        let directory = try makeTemporaryDirectory("runtime")
+        let directory = try trafficTestDirectory("runtime")
         let path = directory.appendingPathComponent("traffic.yaml")
         try Data(canaryYAML(candidateWeight: 10).utf8).write(to: path)
         let runtime = try await TrafficRuntime.start(
