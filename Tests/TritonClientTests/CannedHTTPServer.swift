@@ -65,14 +65,24 @@ final class CannedHTTPServer: @unchecked Sendable {
         return connections
     }
 
+    /// Stops accepting. The descriptor is closed by the accept thread itself, so its number
+    /// cannot be reused by another test's socket while that thread still uses it.
     func stop() {
+        lock.lock(); stopped = true; lock.unlock()
         shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
     }
 
+    private var stopped = false
+
     private func acceptLoop() {
+        defer { close(listener) }
         while true {
             let fd = accept(listener, nil, nil)
+            lock.lock(); let done = stopped; lock.unlock()
+            if done {
+                if fd >= 0 { close(fd) }
+                return
+            }
             if fd < 0 { return }
             lock.lock(); connections += 1; lock.unlock()
             let thread = Thread { [self] in serve(fd) }

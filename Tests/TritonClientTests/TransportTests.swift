@@ -5,6 +5,16 @@ import Testing
 /// Transport behaviour that needs exact control of the server's bytes; Triton itself is used
 /// for everything else (see IntegrationTests).
 @Suite struct TransportTests {
+    /// A client for a canned server, with a timeout so a transport bug fails a test instead of hanging it.
+    func cannedClient(_ url: String, _ configure: (inout InferenceServerClient.Configuration) -> Void = { _ in }) throws
+        -> InferenceServerClient
+    {
+        var configuration = InferenceServerClient.Configuration()
+        configuration.requestTimeout = .seconds(10)
+        configure(&configuration)
+        return try InferenceServerClient(url: url, configuration: configuration)
+    }
+
     func fp32Input() throws -> InferInput {
         var input = InferInput(name: "INPUT0", shape: [1, 2], datatype: .fp32)
         try input.setData([1, 2] as [Float])
@@ -19,10 +29,10 @@ import Testing
                 body: Array(reply.utf8) + [0, 0, 0x80, 0x3F, 0, 0, 0, 0x40])
         }
         defer { server.stop() }
-        var configuration = InferenceServerClient.Configuration()
-        configuration.headers = [("X-Default", "d")]
-        configuration.requestCompression = .gzip
-        let client = try InferenceServerClient(url: server.url, configuration: configuration)
+        let client = try cannedClient(server.url) {
+            $0.headers = [("X-Default", "d")]
+            $0.requestCompression = .gzip
+        }
         let result = try await client.infer(
             "my model", inputs: [fp32Input()], version: "2",
             options: CallOptions(headers: [("X-Call", "c")], query: [("a b", "1&2")]))
@@ -47,7 +57,7 @@ import Testing
             return CannedHTTPServer.response(body: [])
         }
         defer { server.stop() }
-        let client = try InferenceServerClient(url: server.url)
+        let client = try cannedClient(server.url)
         for _ in 0..<5 {
             #expect(try await client.isServerLive())
             #expect(try await client.serverMetadata().name == "triton")
@@ -62,9 +72,7 @@ import Testing
             return CannedHTTPServer.response(body: [])
         }
         defer { server.stop() }
-        var configuration = InferenceServerClient.Configuration()
-        configuration.maxConnectionsPerHost = 2
-        let client = try InferenceServerClient(url: server.url, configuration: configuration)
+        let client = try cannedClient(server.url) { $0.maxConnectionsPerHost = 2 }
         let live = try await withThrowingTaskGroup(of: Bool.self) { group in
             for _ in 0..<16 { group.addTask { try await client.isServerLive() } }
             return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
@@ -79,7 +87,7 @@ import Testing
             CannedHTTPServer.response(headers: [("Inference-Header-Content-Length", "999")], body: Array("{}".utf8))
         }
         defer { server.stop() }
-        let client = try InferenceServerClient(url: server.url)
+        let client = try cannedClient(server.url)
         await #expect {
             try await client.infer("m", inputs: [fp32Input()])
         } throws: { ($0 as? TritonClientError)?.code == .malformedResponse }
@@ -88,14 +96,11 @@ import Testing
     @Test func oversizedResponseIsRefused() async throws {
         let server = try CannedHTTPServer { _ in CannedHTTPServer.response(body: [UInt8](repeating: 0x61, count: 5000)) }
         defer { server.stop() }
-        var configuration = InferenceServerClient.Configuration()
-        configuration.maxResponseBytes = 1000
-        let client = try InferenceServerClient(url: server.url, configuration: configuration)
+        let client = try cannedClient(server.url) { $0.maxResponseBytes = 1000 }
         await #expect {
             try await client.execute(RawHTTPRequest(method: "GET", path: "/v2"))
         } throws: { ($0 as? TritonClientError)?.code == .malformedResponse }
-        configuration.maxResponseBytes = 5000
-        let roomy = try InferenceServerClient(url: server.url, configuration: configuration)
+        let roomy = try cannedClient(server.url) { $0.maxResponseBytes = 5000 }
         #expect(try await roomy.execute(RawHTTPRequest(method: "GET", path: "/v2")).body.count == 5000)
     }
 
@@ -103,7 +108,7 @@ import Testing
         let reply = #"{"model_name":"m","model_version":"1","parameters":{"sequence_id":1,"sequence_start":false,"sequence_id":1},"outputs":[{"name":"OUTPUT0","datatype":"FP32","shape":[1],"data":[4.5]}]}"#
         let server = try CannedHTTPServer { _ in CannedHTTPServer.response(body: Array(reply.utf8)) }
         defer { server.stop() }
-        let client = try InferenceServerClient(url: server.url)
+        let client = try cannedClient(server.url)
         let result = try await client.infer("m", inputs: [fp32Input()])
         #expect(try result.asFloat("OUTPUT0") == [4.5])
         #expect(result.parameters?["sequence_id"] == .int(1))
@@ -112,7 +117,7 @@ import Testing
     @Test func timeoutWithoutAnAnswerIsATimeout() async throws {
         let server = try CannedHTTPServer { _ in nil }
         defer { server.stop() }
-        let client = try InferenceServerClient(url: server.url)
+        let client = try cannedClient(server.url)
         let started = ContinuousClock.now
         await #expect {
             try await client.isServerLive(options: CallOptions(timeout: .milliseconds(200)))
@@ -123,7 +128,7 @@ import Testing
     @Test func cancellingTheTaskAbortsTheTransfer() async throws {
         let server = try CannedHTTPServer { _ in nil }
         defer { server.stop() }
-        let client = try InferenceServerClient(url: server.url)
+        let client = try cannedClient(server.url)
         let task = Task { try await client.isServerLive() }
         try await Task.sleep(for: .milliseconds(200))
         let started = ContinuousClock.now
@@ -139,7 +144,7 @@ import Testing
         let server = try CannedHTTPServer { _ in nil }
         let url = server.url
         server.stop()
-        let client = try InferenceServerClient(url: url)
+        let client = try cannedClient(url)
         await #expect {
             try await client.isServerLive()
         } throws: { ($0 as? TritonClientError)?.code == .connectionFailed }
@@ -150,9 +155,7 @@ import Testing
             CannedHTTPServer.response(status: 400, headers: [("Content-Type", "application/json")], body: Array(#"{"error":"bad"}"#.utf8))
         }
         defer { server.stop() }
-        var configuration = InferenceServerClient.Configuration()
-        configuration.headers = [("X-Default", "d")]
-        let client = try InferenceServerClient(url: server.url, configuration: configuration)
+        let client = try cannedClient(server.url) { $0.headers = [("X-Default", "d")] }
         let response = try await client.execute(RawHTTPRequest(
             method: "POST", path: "/v2/models/x/infer", query: [("q", "1")],
             headers: [("Content-Type", "application/json"), ("traceparent", "00-abc-01"), ("Content-Length", "999")],
@@ -190,7 +193,7 @@ import Testing
         defer { server.stop() }
         weak var loop: CurlMultiLoop?
         do {
-            let client = try InferenceServerClient(url: server.url)
+            let client = try cannedClient(server.url)
             loop = client.loop
             #expect(try await client.isServerLive())
         }
