@@ -136,7 +136,9 @@ import Testing
         await #expect {
             try await task.value
         } throws: { ($0 as? TritonClientError)?.code == .cancelled }
-        #expect(ContinuousClock.now - started < .seconds(1))
+        // The server never answers: only the cancellation can end the call.
+        // The bound is loose because CI machines are shared and loaded.
+        #expect(ContinuousClock.now - started < .seconds(3))
     }
 
     @Test func refusedConnectionIsConnectionFailed() async throws {
