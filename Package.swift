@@ -7,7 +7,7 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "moderation-platform",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "TritonClient", targets: ["TritonClient"]),
         .library(name: "Gateway", targets: ["Gateway"]),
@@ -37,6 +37,7 @@ let package = Package(
                 "CZlib",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -52,6 +53,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
             ],
+            exclude: ["README.md", "Auth/README.md"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -68,6 +70,7 @@ let package = Package(
                 "TritonClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
