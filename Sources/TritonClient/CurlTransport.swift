@@ -323,6 +323,9 @@ final class CurlMultiLoop: @unchecked Sendable {
         check(ccurl_easy_setopt_cstr(h, CURLOPT_URL, request.url))
         check(ccurl_easy_setopt_long(h, CURLOPT_NOSIGNAL, 1))
         check(ccurl_easy_setopt_long(h, CURLOPT_TCP_NODELAY, 1))
+        // Talk to Triton directly: an http_proxy/ALL_PROXY set for other tools must
+        // not route tensors (or images) through a proxy.
+        check(ccurl_easy_setopt_cstr(h, CURLOPT_PROXY, ""))
         check(ccurl_easy_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, settings.connectTimeoutMS))
         if let timeout = request.timeout ?? settings.defaultTimeout {
             check(ccurl_easy_setopt_long(h, CURLOPT_TIMEOUT_MS, timeout.roundedUpMilliseconds))
@@ -435,7 +438,9 @@ private func curlHeaderCallback(
     if asciiCaseInsensitiveEquals(nameBytes, "content-length"), let expected = Int(value), expected > 0,
         expected <= transfer.maxResponseBytes
     {
-        transfer.responseBody.reserveCapacity(expected)
+        // Trust the announced size only up to a few MiB: a bogus Content-Length
+        // must not make every in-flight call allocate a gigabyte up front.
+        transfer.responseBody.reserveCapacity(min(expected, 4 << 20))
     }
     return length
 }

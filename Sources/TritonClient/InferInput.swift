@@ -83,6 +83,9 @@ public struct InferInput: Sendable {
             guard !overflow else { throw .invalidArgument("tensor '\(name)': shape \(shape) is too large") }
             count = product
         }
+        // Byte sizes are count × element size (at most 8 bytes): keeping the count
+        // well below Int.max / 8 means no caller can overflow computing them.
+        guard count <= Int.max / 16 else { throw .invalidArgument("tensor '\(name)': shape \(shape) is too large") }
         return count
     }
 

@@ -13,6 +13,8 @@ import Testing
         #expect(throws: TritonClientError.self) { try negative.setData([1, 2] as [Int32]) }
         var huge = InferInput(name: "INPUT0", shape: [Int64.max, Int64.max], datatype: .int8)
         #expect(throws: TritonClientError.self) { try huge.setData([1] as [Int8]) }
+        var overflowing = InferInput(name: "INPUT0", shape: [1 << 62], datatype: .fp64)
+        #expect(throws: TritonClientError.self) { try overflowing.setRawData([]) }
         var bytes = InferInput(name: "INPUT0", shape: [2], datatype: .bytes)
         #expect(throws: TritonClientError.self) { try bytes.setData(["one"]) }
     }
@@ -227,6 +229,15 @@ import Testing
             #"{"outputs":[{"name":"S","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":4}}]}"#,
             [0xFF, 0xFF, 0xFF, 0xFF])
         expectMalformed(huge, hugeLength) { _ = try $0.asStrings("S") }
+    }
+
+    @Test func shapeWhoseByteSizeOverflowsIsAnErrorNotATrap() {
+        // 2^62 FP64 elements would need 2^65 bytes: computing that must not trap.
+        let (body, length) = frame(
+            #"{"outputs":[{"name":"D","datatype":"FP64","shape":[4611686018427387904],"parameters":{"binary_data_size":0}}]}"#, [])
+        expectMalformed(body, length) { _ = try $0.asDouble("D") }
+        let json = #"{"outputs":[{"name":"D","datatype":"FP64","shape":[4611686018427387904],"data":[]}]}"#
+        expectMalformed(Array(json.utf8), nil) { _ = try $0.asDouble("D") }
     }
 
     @Test func bytesElementCountMustMatchShape() {
