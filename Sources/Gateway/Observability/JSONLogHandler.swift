@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOConcurrencyHelpers
 
@@ -40,7 +43,19 @@ public struct JSONLogHandler: LogHandler {
         guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         data.append(0x0A)
         Self.lock.withLock {
-            FileHandle.standardError.write(data)
+            // write(2) directly: Foundation's FileHandle.write traps on EPIPE/ENOSPC,
+            // and a log line is never worth the process.
+            data.withUnsafeBytes { buffer in
+                guard var base = buffer.baseAddress else { return }
+                var left = buffer.count
+                while left > 0 {
+                    let written = Glibc.write(STDERR_FILENO, base, left)
+                    if written < 0 && errno == EINTR { continue }
+                    guard written > 0 else { return }
+                    base += written
+                    left -= written
+                }
+            }
         }
     }
 
@@ -53,9 +68,9 @@ public struct JSONLogHandler: LogHandler {
         }
     }
 
+    private static let timestampStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
     static func timestamp() -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date())
+        timestampStyle.format(Date())
     }
 }

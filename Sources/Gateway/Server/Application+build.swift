@@ -45,7 +45,13 @@ public func buildCore(configuration: GatewayConfiguration, parts: GatewayParts =
     } else {
         var clientConfiguration = InferenceServerClient.Configuration()
         clientConfiguration.connectTimeout = .milliseconds(Int64(configuration.timeouts.connect * 1000))
-        clientConfiguration.maxConnectionsPerHost = configuration.limits.maxConcurrentUpstream
+        // The concurrency limiter already bounds calls; the pool gets headroom for
+        // readiness probes and mirrored copies, so no call ever waits in libcurl's
+        // own queue (where its timeout would run before anything is sent).
+        clientConfiguration.maxConnectionsPerHost = configuration.limits.maxConcurrentUpstream + 8
+        // Triton's answers are small (decisions, tensors of test models); a bogus
+        // or runaway response must not take the gateway's memory.
+        clientConfiguration.maxResponseBytes = 64 << 20
         clientConfiguration.tls.caFile = configuration.triton.tls.caFile.map { configuration.resolvePath($0).path }
         clientConfiguration.tls.certificateFile = configuration.triton.tls.certificateFile.map { configuration.resolvePath($0).path }
         clientConfiguration.tls.privateKeyFile = configuration.triton.tls.privateKeyFile.map { configuration.resolvePath($0).path }

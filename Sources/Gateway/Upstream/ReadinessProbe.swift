@@ -36,7 +36,10 @@ public final class ReadinessProbe: Service, Sendable {
         self.logger = logger
     }
 
-    /// The cached report when fresh, else a new check.
+    private let inFlight = NIOLockedValueBox<Task<Report, Never>?>(nil)
+
+    /// The cached report when fresh, else a new check. Concurrent callers share
+    /// one check, so `/readyz` (which needs no token) cannot be used to flood Triton.
     public func current(now: Date = Date()) async -> Report {
         if let report = cached.withLockedValue({ $0 }), now.timeIntervalSince(report.checkedAt) < cacheSeconds {
             return report
@@ -44,8 +47,23 @@ public final class ReadinessProbe: Service, Sendable {
         return await check()
     }
 
+    /// Runs a check, or joins the one already running.
     @discardableResult
     func check() async -> Report {
+        let task = inFlight.withLockedValue { running -> Task<Report, Never> in
+            if let running { return running }
+            let task = Task { await self.performCheck() }
+            running = task
+            return task
+        }
+        let report = await task.value
+        inFlight.withLockedValue { running in
+            if running == task { running = nil }
+        }
+        return report
+    }
+
+    private func performCheck() async -> Report {
         var serverReady = false
         var modelStates: [String: Bool] = [:]
         do {
