@@ -184,7 +184,11 @@ struct KServeHandler: Sendable {
         if upstream.status >= 500 {
             throw GatewayProblem(.badGateway, "upstream-error", "The inference server failed to handle the request.")
         }
-        if upstream.status >= 400 && !upstream.body.isEmpty {
+        if !(200..<300).contains(upstream.status) && !(400..<500).contains(upstream.status) {
+            // 1xx/3xx from Triton is not something a KServe client expects.
+            throw GatewayProblem(.badGateway, "upstream-error", "The inference server gave an unexpected answer.")
+        }
+        if upstream.status >= 400 {
             let status = HTTPResponse.Status(code: upstream.status)
             let detail = upstream.status == 404 || (ModerationHandler.tritonErrorMessage(upstream.body) ?? "").contains("unknown model")
                 ? "The inference server does not know this model or version."

@@ -86,7 +86,9 @@ public final class Upstream: Sendable {
                     logger.warning("upstream connect failed", metadata: ["upstream.attempts": "\(attempt)"])
                     throw GatewayProblem(.badGateway, "upstream-connect-failed", "The inference server could not be reached.")
                 case .timeout:
-                    breaker.recordSuccess()
+                    // A deadline says nothing about reachability (the model may just be
+                    // slow): it neither closes the circuit nor counts toward opening it.
+                    if permit == .probe { breaker.releaseProbe() }
                     metrics.recordUpstreamError("timeout")
                     metrics.recordUpstream(kind: kind, seconds: seconds)
                     logger.warning("upstream deadline exceeded", metadata: ["upstream.seconds": "\(seconds)"])
