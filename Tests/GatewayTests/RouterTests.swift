@@ -90,6 +90,7 @@ import TritonClient
         let cases: [(String?, [UInt8], HTTPResponse.Status, String)] = [
             (nil, jpeg, .unsupportedMediaType, "missing content type"),
             ("text/plain", jpeg, .unsupportedMediaType, "wrong content type"),
+            ("image/png", jpeg, .unsupportedMediaType, "JPEG bytes sent as image/png"),
             ("image/png", Array("hello, not an image at all".utf8), .unsupportedMediaType, "not an image"),
             ("application/json", Array("{\"image\": ".utf8), .badRequest, "malformed JSON"),
             ("application/json", Array("{\"picture\": \"AAAA\"}".utf8), .badRequest, "missing image member"),

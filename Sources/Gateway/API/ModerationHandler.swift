@@ -32,7 +32,10 @@ struct ModerationHandler: Sendable {
 
         let (image, contentType) = try await readImage(request, context: context)
         let format = try checkImage(image)
-        _ = format
+        if let declared = ImageFormat.fromMediaType(contentType), declared != format {
+            throw GatewayProblem.unsupportedMediaType(
+                "The body is a \(format.rawValue) image but was sent as \(Self.printable(contentType)).")
+        }
 
         let upstreamRequest = Self.inferRequest(image: image, decision: decision, context: context)
         let exchange: Upstream.Exchange
@@ -248,7 +251,8 @@ struct ModerationResult {
             guard let output = outputs.first(where: { $0["name"] as? String == name }), let data = output["data"] as? [Any] else { return nil }
             return data.first as? String
         }
-        guard let decision = first("DECISION") else { throw Malformed() }
+        // The decision becomes a metric label and the API's contract: only the three known values.
+        guard let decision = first("DECISION"), ["allow", "review", "block"].contains(decision) else { throw Malformed() }
         func json(_ name: String, default value: Any) -> Any {
             guard let text = first(name), let parsed = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
                 return value
