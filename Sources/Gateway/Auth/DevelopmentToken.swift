@@ -33,7 +33,9 @@ public enum DevelopmentToken {
             throw Error("role names must be non-empty, without spaces or control characters")
         }
         guard ttl > .zero, ttl <= maxTTL else { throw Error("ttl must be more than 0 and at most 30 days") }
-        let issuedAt = Int64(now.timeIntervalSince1970.rounded(.down))
+        let nowSeconds = now.timeIntervalSince1970.rounded(.down)
+        guard nowSeconds.isFinite, abs(nowSeconds) < 1e12 else { throw Error("the clock is out of range") }
+        let issuedAt = Int64(nowSeconds)
         let header: JSONValue = .object(["alg": .string("HS256"), "typ": .string("JWT"), "kid": .string(kid)])
         let claims: JSONValue = .object([
             "iss": .string(issuer),

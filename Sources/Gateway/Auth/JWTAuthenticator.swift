@@ -11,10 +11,17 @@ import Synchronization
 /// is verified here with a constant-time HMAC comparison; RS256/ES256 go to
 /// libjwt with that key's public PEM only. All claims are checked here, since
 /// libjwt checks none.
+///
+/// libjwt parses the PEM key on every call, which costs milliseconds with
+/// OpenSSL 3, so tokens whose RS256/ES256 signature libjwt has accepted are
+/// remembered (by SHA-256 of the whole token, until the key ring changes or
+/// the token expires). Everything but the signature is still checked on every
+/// request, and only tokens that verified are remembered, so forged tokens
+/// cannot fill the cache.
 public final class JWTAuthenticator: Sendable {
     public let configuration: AuthConfiguration
     private let baseDirectory: URL
-    private let keyRing: Mutex<KeyRing>
+    private let state: Mutex<State>
     private let issuers: Set<String>
     private let audiences: Set<String>
 
@@ -23,13 +30,40 @@ public final class JWTAuthenticator: Sendable {
     static let payloadMaxDepth = 16
     static let maxRoles = 64
     static let maxSubjectBytes = 256
+    static let maxRememberedTokens = 10_000
+
+    private struct State: Sendable {
+        var keyRing: KeyRing
+        /// Bumped on every reload, so a verification that raced a reload is not remembered.
+        var generation = 0
+        /// Tokens whose public-key signature verified with this key ring, with their `exp`.
+        var verified: [TokenDigest: Int64] = [:]
+    }
+
+    private struct TokenDigest: Hashable, Sendable {
+        var words: (UInt64, UInt64, UInt64, UInt64)
+        init<Bytes: Sequence>(_ token: Bytes) where Bytes.Element == UInt8 {
+            let digest = Array(SHA256.hash(data: Array(token)))
+            func word(_ offset: Int) -> UInt64 {
+                digest[offset..<offset + 8].reduce(0) { $0 << 8 | UInt64($1) }
+            }
+            words = (word(0), word(8), word(16), word(24))
+        }
+        static func == (lhs: TokenDigest, rhs: TokenDigest) -> Bool { lhs.words == rhs.words }
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(words.0)
+            hasher.combine(words.1)
+            hasher.combine(words.2)
+            hasher.combine(words.3)
+        }
+    }
 
     /// Validates the configuration and loads the keys; files are relative to `baseDirectory`.
     public init(configuration: AuthConfiguration, baseDirectory: URL) throws {
         try configuration.validate()
         self.configuration = configuration
         self.baseDirectory = baseDirectory
-        self.keyRing = Mutex(try KeyRing.load(configuration, baseDirectory: baseDirectory))
+        self.state = Mutex(State(keyRing: try KeyRing.load(configuration, baseDirectory: baseDirectory)))
         self.issuers = Set(configuration.issuers)
         self.audiences = Set(configuration.audiences)
     }
@@ -38,12 +72,12 @@ public final class JWTAuthenticator: Sendable {
     /// when any file is bad, this throws and the old keys stay in use.
     public func reloadKeys() throws {
         let ring = try KeyRing.load(configuration, baseDirectory: baseDirectory)
-        keyRing.withLock { $0 = ring }
+        state.withLock { $0 = State(keyRing: ring, generation: $0.generation + 1) }
     }
 
     /// The `kid`s currently loaded, sorted (for logs and `config check`).
     public var keyIDs: [String] {
-        keyRing.withLock { $0.keysByKid.keys.sorted() }
+        state.withLock { $0.keyRing.keysByKid.keys.sorted() }
     }
 
     public func authenticate(authorizationHeader: String?, now: Date = Date()) -> Result<Principal, AuthFailure> {
@@ -91,7 +125,8 @@ public final class JWTAuthenticator: Sendable {
         default: throw .unauthorized(.malformedToken, "The token key id must be a string.")
         }
         // `jku`, `x5u`, `jwk` and `x5c` are deliberately never read: keys come from configuration only.
-        guard let key = keyRing.withLock({ $0.key(forKid: kid) }) else {
+        let (found, generation) = state.withLock { ($0.keyRing.key(forKid: kid), $0.generation) }
+        guard let key = found else {
             throw .unauthorized(.unknownKey, "The token's signing key is not known.")
         }
         guard alg == key.algorithm.rawValue else {
@@ -107,7 +142,9 @@ public final class JWTAuthenticator: Sendable {
         guard let signature = Base64URL.decode(parts.signature) else {
             throw .unauthorized(.malformedToken, "The token signature is not valid base64url.")
         }
-        guard !signature.isEmpty, Self.signatureIsValid(signature, token: token, signingInputCount: parts.signingInputCount, key: key)
+        guard !signature.isEmpty, signatureIsValid(
+                signature, token: token, signingInputCount: parts.signingInputCount, key: key, generation: generation,
+                claims: claims, now: now)
         else { throw .unauthorized(.badSignature, "The token signature is not valid.") }
 
         return try principal(from: claims, now: now)
@@ -148,8 +185,9 @@ public final class JWTAuthenticator: Sendable {
         return Parts(header: header, payload: payload, signature: signature, signingInputCount: dots[1] - token.startIndex)
     }
 
-    private static func signatureIsValid(
-        _ signature: [UInt8], token: ArraySlice<UInt8>, signingInputCount: Int, key: VerificationKey
+    private func signatureIsValid(
+        _ signature: [UInt8], token: ArraySlice<UInt8>, signingInputCount: Int, key: VerificationKey, generation: Int,
+        claims: JSONValue, now: Date
     ) -> Bool {
         switch key.material {
         case .secret(let secret):
@@ -162,8 +200,28 @@ public final class JWTAuthenticator: Sendable {
             guard key.algorithm == .rs256 || key.algorithm == .es256, signature.count == material.signatureLength else {
                 return false
             }
-            return LibJWT.verify(
+            let digest = TokenDigest(token)
+            if state.withLock({ $0.generation == generation && $0.verified[digest] != nil }) { return true }
+            let valid = LibJWT.verify(
                 token: String(decoding: token, as: UTF8.self), publicKeyPEM: material.pem, algorithm: key.algorithm)
+            // Only tokens that will pass the claim checks are worth remembering.
+            if valid, case .integer(let exp)? = claims["exp"] {
+                remember(digest, exp: exp, generation: generation, now: now)
+            }
+            return valid
+        }
+    }
+
+    private func remember(_ digest: TokenDigest, exp: Int64, generation: Int, now: Date) {
+        let cutoff = now.timeIntervalSince1970 - Double(configuration.leewaySeconds)
+        guard Double(exp) > cutoff else { return }
+        state.withLock { state in
+            guard state.generation == generation else { return }
+            if state.verified.count >= Self.maxRememberedTokens {
+                state.verified = state.verified.filter { Double($0.value) > cutoff }
+                if state.verified.count >= Self.maxRememberedTokens { state.verified.removeAll(keepingCapacity: true) }
+            }
+            state.verified[digest] = exp
         }
     }
 
