@@ -207,6 +207,7 @@ struct AuthKeysTests {
         let newToken = try fixture.token(alg: "ES256", kid: "current", signer: .es256(second))
         _ = expectAccepted(authenticator.authenticate(authorizationHeader: "Bearer " + oldToken, now: AuthFixture.now))
 
+        #expect(authenticator.keyFiles.map(\.lastPathComponent) == ["current.pub"])
         try write(second.publicKey.pemRepresentation, "current.pub", in: directory)
         try authenticator.reloadKeys()
         _ = expectAccepted(authenticator.authenticate(authorizationHeader: "Bearer " + newToken, now: AuthFixture.now))

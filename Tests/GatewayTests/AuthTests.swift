@@ -292,6 +292,7 @@ struct AuthTests {
         let big = try fixture.token(alg: "HS256", kid: "dev", claims: ["pad": "\"" + String(repeating: "x", count: 7000) + "\""])
         #expect(big.utf8.count > 8192)
         expectFailure(fixture.authenticate(big), .oversized, status: 431)
+        #expect(fixture.authenticate(big).failure?.wwwAuthenticate == nil)
         // Exactly at the limit is not oversized.
         let atLimit = String(repeating: "A", count: 8192 - "Bearer ".count)
         let result = fixture.authenticator.authenticate(authorizationHeader: "Bearer " + atLimit, now: AuthFixture.now)
@@ -353,6 +354,11 @@ struct AuthTests {
             #expect(result.failureStatus == 401)
             if case .failure(let failure) = result { #expect(failure.isUnauthorized) }
         }
+        #expect(fixture.authenticator.authenticate(authorizationHeader: nil, now: AuthFixture.now).failure?.wwwAuthenticate == "Bearer")
+        #expect(
+            fixture.authenticator.authenticate(authorizationHeader: "Basic eA==", now: AuthFixture.now).failure?.wwwAuthenticate
+                == #"Bearer error="invalid_request""#)
+        #expect(fixture.authenticate(valid + "A").failure?.wwwAuthenticate == #"Bearer error="invalid_token""#)
         // The scheme is case-insensitive (RFC 7235).
         _ = expectAccepted(fixture.authenticator.authenticate(authorizationHeader: "bearer " + valid, now: AuthFixture.now))
         _ = expectAccepted(fixture.authenticator.authenticate(authorizationHeader: "BEARER " + valid, now: AuthFixture.now))
@@ -368,6 +374,7 @@ struct AuthTests {
         let adminRoute = try #require(authorize(client, permission: .admin))
         #expect(adminRoute.status == 403)
         #expect(adminRoute.reason == .forbidden)
+        #expect(adminRoute.wwwAuthenticate == #"Bearer error="insufficient_scope""#)
         let otherModel = try #require(authorize(client, permission: .infer, model: "secret_model"))
         #expect(otherModel.status == 403)
         #expect(!otherModel.detail.contains("secret_model"))
@@ -414,6 +421,11 @@ struct AuthTests {
 extension Result where Failure == AuthFailure {
     var failureReason: AuthFailure.Reason? {
         if case .failure(let failure) = self { return failure.reason }
+        return nil
+    }
+
+    var failure: AuthFailure? {
+        if case .failure(let failure) = self { return failure }
         return nil
     }
 

@@ -75,6 +75,12 @@ public final class JWTAuthenticator: Sendable {
         state.withLock { $0 = State(keyRing: ring, generation: $0.generation + 1) }
     }
 
+    /// Every key file the configuration names, resolved: watch these and call `reloadKeys()`.
+    public var keyFiles: [URL] {
+        configuration.keys.compactMap { $0.pemFile ?? $0.jwksFile ?? $0.secretFile }
+            .map { configuration.resolve($0, baseDirectory: baseDirectory) }
+    }
+
     /// The `kid`s currently loaded, sorted (for logs and `config check`).
     public var keyIDs: [String] {
         state.withLock { $0.keyRing.keysByKid.keys.sorted() }
