@@ -148,10 +148,10 @@ public final class JWTAuthenticator: Sendable {
         guard let signature = Base64URL.decode(parts.signature) else {
             throw .unauthorized(.malformedToken, "The token signature is not valid base64url.")
         }
-        guard !signature.isEmpty, signatureIsValid(
-                signature, token: token, signingInputCount: parts.signingInputCount, key: key, generation: generation,
-                claims: claims, now: now)
-        else { throw .unauthorized(.badSignature, "The token signature is not valid.") }
+        let verified = signatureIsValid(
+            signature, token: token, signingInputCount: parts.signingInputCount, key: key, generation: generation,
+            claims: claims, now: now)
+        guard verified else { throw .unauthorized(.badSignature, "The token signature is not valid.") }
 
         return try principal(from: claims, now: now)
     }
@@ -195,6 +195,7 @@ public final class JWTAuthenticator: Sendable {
         _ signature: [UInt8], token: ArraySlice<UInt8>, signingInputCount: Int, key: VerificationKey, generation: Int,
         claims: JSONValue, now: Date
     ) -> Bool {
+        guard !signature.isEmpty else { return false }
         switch key.material {
         case .secret(let secret):
             guard key.algorithm == .hs256, !secret.isEmpty else { return false }
