@@ -1,5 +1,8 @@
 @preconcurrency import Crypto
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 
 @testable import Gateway
@@ -249,5 +252,49 @@ func expectAccepted(
     case .failure(let failure):
         Issue.record("expected the token to be accepted, got \(failure)", sourceLocation: sourceLocation)
         return nil
+    }
+}
+
+/// A TCP listener on 127.0.0.1 that only reports whether anyone connected.
+final class LoopbackListener {
+    private var descriptor: Int32
+    let port: UInt16
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw AuthFixture.FixtureError("socket failed") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard bound == 0, listen(fd, 8) == 0, named == 0 else {
+            _ = Glibc.close(fd)
+            throw AuthFixture.FixtureError("bind/listen failed")
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        descriptor = fd
+        port = UInt16(bigEndian: address.sin_port)
+    }
+
+    /// True when a connection is waiting to be accepted.
+    func pendingConnection() -> Bool {
+        let client = accept(descriptor, nil, nil)
+        if client >= 0 {
+            _ = Glibc.close(client)
+            return true
+        }
+        return false
+    }
+
+    func close() {
+        if descriptor >= 0 { _ = Glibc.close(descriptor) }
+        descriptor = -1
     }
 }

@@ -168,6 +168,22 @@ struct AuthTests {
         expectFailure(fixture.authenticate(noKid), .unknownKey, token: noKid)
     }
 
+    @Test("key URLs in the header are never fetched")
+    func keyURLsNeverFetched() throws {
+        let listener = try LoopbackListener()
+        defer { listener.close() }
+        let url = "\"http://127.0.0.1:\(listener.port)/keys\""
+        let attacker = P256.Signing.PrivateKey()
+        let tokens = [
+            try fixture.token(alg: "ES256", kid: "ec-1", extraHeader: ["jku": url, "x5u": url]),
+            try fixture.token(alg: "ES256", kid: "ec-1", extraHeader: ["jku": url, "x5u": url], signer: .es256(attacker)),
+            try fixture.token(alg: "ES256", kid: nil, extraHeader: ["jku": url], signer: .es256(attacker)),
+        ]
+        for token in tokens { _ = fixture.authenticate(token) }
+        usleep(200_000)
+        #expect(listener.pendingConnection() == false, "something connected to the jku/x5u address")
+    }
+
     // MARK: - crit, typ, duplicates
 
     @Test("a header with crit is refused", arguments: [#"["anything"]"#, #"["exp"]"#, "[]", "true"])
