@@ -134,7 +134,7 @@ struct AuthKeysTests {
         let pkcs1 = try JWTAuthenticator(
             configuration: AuthFixture.configuration(keys: [KeyConfiguration(kid: "rsa-1", algorithm: .rs256, pemFile: "rsa-pkcs1.pub")]),
             baseDirectory: directory)
-        _ = expectAccepted(pkcs1.authenticate(authorizationHeader: "Bearer " + (try fixture.token()), now: AuthFixture.now))
+        _ = expectAuthAccepted(pkcs1.authenticate(authorizationHeader: "Bearer " + (try fixture.token()), now: AuthFixture.now))
 
         // Absolute paths work too.
         let absolute = directory.appendingPathComponent("rsa.pub").path
@@ -155,12 +155,12 @@ struct AuthKeysTests {
             ]), baseDirectory: directory)
         #expect(all.keyIDs == ["e1", "e2", "r1"])
         let rsToken = try fixture.token(alg: "RS256", kid: "r1", signer: .rs256(privateKeyPath: fixture.jwksRSAPrivateKey))
-        _ = expectAccepted(all.authenticate(authorizationHeader: "Bearer " + rsToken, now: AuthFixture.now))
+        _ = expectAuthAccepted(all.authenticate(authorizationHeader: "Bearer " + rsToken, now: AuthFixture.now))
         let esToken = try fixture.token(alg: "ES256", kid: "e1", signer: .es256(ec))
-        _ = expectAccepted(all.authenticate(authorizationHeader: "Bearer " + esToken, now: AuthFixture.now))
+        _ = expectAuthAccepted(all.authenticate(authorizationHeader: "Bearer " + esToken, now: AuthFixture.now))
         // The e2 key must not verify e1's signatures.
         let wrong = try fixture.token(alg: "ES256", kid: "e2", signer: .es256(ec))
-        expectFailure(all.authenticate(authorizationHeader: "Bearer " + wrong, now: AuthFixture.now), .badSignature)
+        expectAuthFailure(all.authenticate(authorizationHeader: "Bearer " + wrong, now: AuthFixture.now), .badSignature)
 
         let picked = try JWTAuthenticator(
             configuration: AuthFixture.configuration(keys: [KeyConfiguration(kid: "e2", algorithm: .es256, jwksFile: "set.json")]),
@@ -205,17 +205,17 @@ struct AuthKeysTests {
             baseDirectory: directory)
         let oldToken = try fixture.token(alg: "ES256", kid: "current", signer: .es256(first))
         let newToken = try fixture.token(alg: "ES256", kid: "current", signer: .es256(second))
-        _ = expectAccepted(authenticator.authenticate(authorizationHeader: "Bearer " + oldToken, now: AuthFixture.now))
+        _ = expectAuthAccepted(authenticator.authenticate(authorizationHeader: "Bearer " + oldToken, now: AuthFixture.now))
 
         #expect(authenticator.keyFiles.map(\.lastPathComponent) == ["current.pub"])
         try write(second.publicKey.pemRepresentation, "current.pub", in: directory)
         try authenticator.reloadKeys()
-        _ = expectAccepted(authenticator.authenticate(authorizationHeader: "Bearer " + newToken, now: AuthFixture.now))
-        expectFailure(authenticator.authenticate(authorizationHeader: "Bearer " + oldToken, now: AuthFixture.now), .badSignature)
+        _ = expectAuthAccepted(authenticator.authenticate(authorizationHeader: "Bearer " + newToken, now: AuthFixture.now))
+        expectAuthFailure(authenticator.authenticate(authorizationHeader: "Bearer " + oldToken, now: AuthFixture.now), .badSignature)
 
         try write("not a key", "current.pub", in: directory)
         #expect(throws: AuthConfigurationError.self) { try authenticator.reloadKeys() }
-        _ = expectAccepted(authenticator.authenticate(authorizationHeader: "Bearer " + newToken, now: AuthFixture.now))
+        _ = expectAuthAccepted(authenticator.authenticate(authorizationHeader: "Bearer " + newToken, now: AuthFixture.now))
     }
 
     @Test("development tokens are accepted by the authenticator; minting needs a configured secret")
@@ -223,11 +223,11 @@ struct AuthKeysTests {
         let token = try DevelopmentToken.mint(
             configuration: fixture.configuration, baseDirectory: fixture.directory, subject: "dev-user", roles: ["admin"],
             ttl: .seconds(600), now: AuthFixture.now)
-        let principal = try #require(expectAccepted(fixture.authenticate(token)))
+        let principal = try #require(expectAuthAccepted(fixture.authenticate(token)))
         #expect(principal.subject == "dev-user")
         #expect(principal.permissions.contains(.admin))
         #expect(principal.expiresAt == AuthFixture.now.addingTimeInterval(600))
-        expectFailure(
+        expectAuthFailure(
             fixture.authenticator.authenticate(authorizationHeader: "Bearer " + token, now: AuthFixture.now.addingTimeInterval(631)), .expired)
 
         let noSecret = AuthFixture.configuration(keys: [KeyConfiguration(kid: "rsa-1", algorithm: .rs256, pemFile: "rsa.pub")])

@@ -35,8 +35,8 @@ struct AuthRobustnessTests {
     @Test("random changes to a valid token never crash and are never accepted")
     func randomMutations() throws {
         let original = try fixture.token(alg: "HS256", kid: "dev")
-        _ = expectAccepted(fixture.authenticate(original))
-        var generator = SeededGenerator(seed: 0x5EED)
+        _ = expectAuthAccepted(fixture.authenticate(original))
+        var generator = AuthSeededGenerator(seed: 0x5EED)
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.".utf8)
         var accepted = 0
         for _ in 0..<3000 {
@@ -59,13 +59,13 @@ struct AuthRobustnessTests {
 
     @Test("arbitrary bytes in the header are refused without a crash")
     func arbitraryHeaders() {
-        var generator = SeededGenerator(seed: 42)
+        var generator = AuthSeededGenerator(seed: 42)
         for _ in 0..<2000 {
             let length = Int.random(in: 0..<200, using: &generator)
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
             let header = "Bearer " + String(decoding: bytes, as: UTF8.self)
             let result = fixture.authenticator.authenticate(authorizationHeader: header, now: AuthFixture.now)
-            #expect(result.failureStatus == 401)
+            #expect(result.authFailureStatus == 401)
         }
     }
 
@@ -99,7 +99,7 @@ struct AuthRobustnessTests {
 }
 
 /// SplitMix64, so failures reproduce.
-struct SeededGenerator: RandomNumberGenerator {
+struct AuthSeededGenerator: RandomNumberGenerator {
     private var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {

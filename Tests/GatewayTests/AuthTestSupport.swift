@@ -225,7 +225,7 @@ final class AuthFixture: Sendable {
 }
 
 /// Asserts a refusal: its reason and status, and that its client-facing text echoes no part of the token.
-func expectFailure(
+func expectAuthFailure(
     _ result: Result<Principal, AuthFailure>, _ reason: AuthFailure.Reason, status: Int = 401, token: String? = nil,
     sourceLocation: SourceLocation = #_sourceLocation
 ) {
@@ -243,7 +243,7 @@ func expectFailure(
     }
 }
 
-func expectAccepted(
+func expectAuthAccepted(
     _ result: Result<Principal, AuthFailure>, sourceLocation: SourceLocation = #_sourceLocation
 ) -> Principal? {
     switch result {
@@ -256,7 +256,7 @@ func expectAccepted(
 }
 
 /// A TCP listener on 127.0.0.1 that only reports whether anyone connected.
-final class LoopbackListener {
+final class AuthLoopbackListener {
     private var descriptor: Int32
     let port: UInt16
 

@@ -15,7 +15,7 @@ struct AuthTests {
     @Test("valid RS256, ES256, HS256 and JWKS tokens are accepted", arguments: ["rsa-1", "ec-1", "dev", "jwks-rsa", "jwks-ec"])
     func validTokenAccepted(kid: String) throws {
         let alg = ["ec-1": "ES256", "jwks-ec": "ES256", "dev": "HS256"][kid] ?? "RS256"
-        let principal = expectAccepted(fixture.authenticate(try fixture.token(alg: alg, kid: kid)))
+        let principal = expectAuthAccepted(fixture.authenticate(try fixture.token(alg: alg, kid: kid)))
         #expect(principal?.subject == "user-42")
         #expect(principal?.issuer == AuthFixture.issuer)
         #expect(principal?.roles == ["client"])
@@ -30,8 +30,8 @@ struct AuthTests {
             configuration: AuthFixture.configuration(keys: [KeyConfiguration(kid: "rsa-1", algorithm: .rs256, pemFile: "rsa.pub")]),
             baseDirectory: fixture.directory)
         let token = try fixture.token(kid: nil, signer: .rs256(privateKeyPath: fixture.rsaPrivateKey))
-        _ = expectAccepted(single.authenticate(authorizationHeader: "Bearer " + token, now: AuthFixture.now))
-        expectFailure(fixture.authenticate(token), .unknownKey, token: token)
+        _ = expectAuthAccepted(single.authenticate(authorizationHeader: "Bearer " + token, now: AuthFixture.now))
+        expectAuthFailure(fixture.authenticate(token), .unknownKey, token: token)
     }
 
     // MARK: - alg none and case games
@@ -39,19 +39,19 @@ struct AuthTests {
     @Test("alg none in any spelling is refused, with or without a signature", arguments: ["none", "NoNe", "NONE"])
     func algNone(alg: String) throws {
         let unsigned = try fixture.token(alg: alg, kid: "rsa-1", signer: .raw(""))
-        expectFailure(fixture.authenticate(unsigned), .algorithmNotAllowed, token: unsigned)
+        expectAuthFailure(fixture.authenticate(unsigned), .algorithmNotAllowed, token: unsigned)
         let noKid = try fixture.token(alg: alg, kid: nil, signer: .raw(""))
-        expectFailure(fixture.authenticate(noKid), .algorithmNotAllowed, token: noKid)
+        expectAuthFailure(fixture.authenticate(noKid), .algorithmNotAllowed, token: noKid)
         let signed = try fixture.token(alg: alg, kid: "dev", signer: .hs256(fixture.secret))
-        expectFailure(fixture.authenticate(signed), .algorithmNotAllowed, token: signed)
+        expectAuthFailure(fixture.authenticate(signed), .algorithmNotAllowed, token: signed)
     }
 
     @Test("a correctly signed token with an empty signature segment is refused")
     func emptySignature() throws {
         let token = try fixture.token(alg: "RS256", kid: "rsa-1", signer: .raw(""))
-        expectFailure(fixture.authenticate(token), .badSignature, token: token)
+        expectAuthFailure(fixture.authenticate(token), .badSignature, token: token)
         let hmac = try fixture.token(alg: "HS256", kid: "dev", signer: .raw(""))
-        expectFailure(fixture.authenticate(hmac), .badSignature, token: hmac)
+        expectAuthFailure(fixture.authenticate(hmac), .badSignature, token: hmac)
     }
 
     @Test("alg must match the key's pinned algorithm exactly, case included")
@@ -60,13 +60,13 @@ struct AuthTests {
         let cases: [(String, String)] = [("hs256", "dev"), ("Hs256", "dev"), ("Rs256", "rsa-1"), ("rs256", "rsa-1"), ("es256", "ec-1")]
         for (alg, kid) in cases {
             let token = try fixture.token(alg: alg, kid: kid)
-            expectFailure(fixture.authenticate(token), .algorithmNotAllowed, token: token)
+            expectAuthFailure(fixture.authenticate(token), .algorithmNotAllowed, token: token)
         }
         // An algorithm that is valid but not the one pinned to the key.
         let es256OnRSAKey = try fixture.token(alg: "ES256", kid: "rsa-1", signer: .es256(fixture.ecKey))
-        expectFailure(fixture.authenticate(es256OnRSAKey), .algorithmNotAllowed)
+        expectAuthFailure(fixture.authenticate(es256OnRSAKey), .algorithmNotAllowed)
         let rs384 = try fixture.token(alg: "RS384", kid: "rsa-1")
-        expectFailure(fixture.authenticate(rs384), .algorithmNotAllowed)
+        expectAuthFailure(fixture.authenticate(rs384), .algorithmNotAllowed)
     }
 
     // MARK: - Algorithm confusion and bad keys
@@ -75,20 +75,20 @@ struct AuthTests {
     func algorithmConfusion() throws {
         for kid in ["rsa-1", "ec-1", "jwks-rsa"] as [String?] {
             let token = try fixture.token(alg: "HS256", kid: kid, signer: .hs256(fixture.rsaPublicPEM))
-            expectFailure(fixture.authenticate(token), .algorithmNotAllowed, token: token)
+            expectAuthFailure(fixture.authenticate(token), .algorithmNotAllowed, token: token)
         }
         // Where the RSA key is the only key, a kid-less HS256 token is still refused.
         let single = try JWTAuthenticator(
             configuration: AuthFixture.configuration(keys: [KeyConfiguration(kid: "rsa-1", algorithm: .rs256, pemFile: "rsa.pub")]),
             baseDirectory: fixture.directory)
         let token = try fixture.token(alg: "HS256", kid: nil, signer: .hs256(fixture.rsaPublicPEM))
-        expectFailure(single.authenticate(authorizationHeader: "Bearer " + token, now: AuthFixture.now), .algorithmNotAllowed)
+        expectAuthFailure(single.authenticate(authorizationHeader: "Bearer " + token, now: AuthFixture.now), .algorithmNotAllowed)
     }
 
     @Test("HS256 signed with an empty key is refused")
     func emptyHMACKey() throws {
         let token = try fixture.token(alg: "HS256", kid: "dev", signer: .hs256([]))
-        expectFailure(fixture.authenticate(token), .badSignature, token: token)
+        expectAuthFailure(fixture.authenticate(token), .badSignature, token: token)
     }
 
     @Test("a token signed with another key is refused", arguments: ["rsa-1", "ec-1", "dev", "jwks-rsa", "jwks-ec"])
@@ -103,14 +103,14 @@ struct AuthTests {
         default: (alg, signer) = ("HS256", .hs256(Array("another-secret-of-sufficient-length!".utf8)))
         }
         let token = try fixture.token(alg: alg, kid: kid, signer: signer)
-        expectFailure(fixture.authenticate(token), .badSignature, token: token)
+        expectAuthFailure(fixture.authenticate(token), .badSignature, token: token)
     }
 
     @Test("one changed character anywhere in a valid token makes it fail", arguments: ["rsa-1", "ec-1", "dev"])
     func flippedByte(kid: String) throws {
         let alg = ["ec-1": "ES256", "dev": "HS256"][kid] ?? "RS256"
         let token = try fixture.token(alg: alg, kid: kid)
-        _ = expectAccepted(fixture.authenticate(token))
+        _ = expectAuthAccepted(fixture.authenticate(token))
         let bytes = Array(token.utf8)
         let dots = bytes.indices.filter { bytes[$0] == UInt8(ascii: ".") }
         // Positions in the payload and across the signature, including its last character.
@@ -120,11 +120,11 @@ struct AuthTests {
             changed[position] = changed[position] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
             let tampered = String(decoding: changed, as: UTF8.self)
             let result = fixture.authenticate(tampered)
-            #expect(result.failureStatus == 401, "changed position \(position) of \(bytes.count) was accepted")
+            #expect(result.authFailureStatus == 401, "changed position \(position) of \(bytes.count) was accepted")
         }
         // Cutting a signature byte, or adding one, fails too.
-        #expect(fixture.authenticate(String(token.dropLast(4))).failureStatus == 401)
-        #expect(fixture.authenticate(token + "AAAA").failureStatus == 401)
+        #expect(fixture.authenticate(String(token.dropLast(4))).authFailureStatus == 401)
+        #expect(fixture.authenticate(token + "AAAA").authFailureStatus == 401)
     }
 
     // MARK: - kid
@@ -134,13 +134,13 @@ struct AuthTests {
         arguments: ["../../etc/passwd", "x' OR 1=1", "unknown", "rsa-1 ", "RSA-1", "/dev/null", "file:///etc/passwd", ""])
     func kidInjection(kid: String) throws {
         let token = try fixture.token(kid: kid, signer: .rs256(privateKeyPath: fixture.rsaPrivateKey))
-        expectFailure(fixture.authenticate(token), .unknownKey, token: token)
+        expectAuthFailure(fixture.authenticate(token), .unknownKey, token: token)
     }
 
     @Test("kid of the wrong JSON type is refused")
     func kidWrongType() throws {
         let token = try fixture.token(kid: nil, extraHeader: ["kid": "1"])
-        expectFailure(fixture.authenticate(token), .malformedToken, token: token)
+        expectAuthFailure(fixture.authenticate(token), .malformedToken, token: token)
     }
 
     // MARK: - Key URLs in the header
@@ -154,23 +154,23 @@ struct AuthTests {
             extraHeader: [
                 "jku": #""http://127.0.0.1:9/jwks.json""#, "x5u": #""http://127.0.0.1:9/cert.pem""#, "x5c": #"["AAAA"]"#,
             ])
-        _ = expectAccepted(fixture.authenticate(withURLs))
+        _ = expectAuthAccepted(fixture.authenticate(withURLs))
 
         // An attacker signs with their own key and offers it in `jwk`: refused.
         let attacker = P256.Signing.PrivateKey()
         let attackerJWK = AuthFixture.ecJWK(attacker.publicKey, kid: "ec-1")
         let forged = try fixture.token(alg: "ES256", kid: "ec-1", extraHeader: ["jwk": attackerJWK], signer: .es256(attacker))
-        expectFailure(fixture.authenticate(forged), .badSignature, token: forged)
+        expectAuthFailure(fixture.authenticate(forged), .badSignature, token: forged)
         let forgedJKU = try fixture.token(
             alg: "ES256", kid: "ec-1", extraHeader: ["jku": #""https://attacker.example/jwks.json""#], signer: .es256(attacker))
-        expectFailure(fixture.authenticate(forgedJKU), .badSignature, token: forgedJKU)
+        expectAuthFailure(fixture.authenticate(forgedJKU), .badSignature, token: forgedJKU)
         let noKid = try fixture.token(alg: "ES256", kid: nil, extraHeader: ["jwk": attackerJWK], signer: .es256(attacker))
-        expectFailure(fixture.authenticate(noKid), .unknownKey, token: noKid)
+        expectAuthFailure(fixture.authenticate(noKid), .unknownKey, token: noKid)
     }
 
     @Test("key URLs in the header are never fetched")
     func keyURLsNeverFetched() throws {
-        let listener = try LoopbackListener()
+        let listener = try AuthLoopbackListener()
         defer { listener.close() }
         let url = "\"http://127.0.0.1:\(listener.port)/keys\""
         let attacker = P256.Signing.PrivateKey()
@@ -189,14 +189,14 @@ struct AuthTests {
     @Test("a header with crit is refused", arguments: [#"["anything"]"#, #"["exp"]"#, "[]", "true"])
     func crit(value: String) throws {
         let token = try fixture.token(alg: "HS256", kid: "dev", extraHeader: ["crit": value, "anything": "1"])
-        expectFailure(fixture.authenticate(token), .crit, token: token)
+        expectAuthFailure(fixture.authenticate(token), .crit, token: token)
     }
 
     @Test("typ other than JWT is refused (libjwt would refuse it too)")
     func typ() throws {
         let token = try fixture.token(extraHeader: ["typ": #""foo""#])
-        expectFailure(fixture.authenticate(token), .malformedToken, token: token)
-        _ = expectAccepted(fixture.authenticate(try fixture.token(extraHeader: ["typ": #""jwt""#])))
+        expectAuthFailure(fixture.authenticate(token), .malformedToken, token: token)
+        _ = expectAuthAccepted(fixture.authenticate(try fixture.token(extraHeader: ["typ": #""jwt""#])))
     }
 
     @Test("duplicate member names are refused in header and payload")
@@ -205,12 +205,12 @@ struct AuthTests {
         let header = #"{"alg":"RS256","kid":"rsa-1","alg":"HS256"}"#
         let claims = AuthFixture.json(AuthFixture.validClaims())
         let token = try AuthFixture.token(headerJSON: header, claimsJSON: claims, signer: .hs256(fixture.rsaPublicPEM))
-        expectFailure(fixture.authenticate(token), .malformedToken, token: token)
+        expectAuthFailure(fixture.authenticate(token), .malformedToken, token: token)
 
         let payload = String(claims.dropLast()) + #","exp":\#(AuthFixture.nowSeconds + 999999)}"#
         let duplicateExp = try AuthFixture.token(
             headerJSON: #"{"alg":"HS256","kid":"dev"}"#, claimsJSON: payload, signer: .hs256(fixture.secret))
-        expectFailure(fixture.authenticate(duplicateExp), .malformedToken, token: duplicateExp)
+        expectAuthFailure(fixture.authenticate(duplicateExp), .malformedToken, token: duplicateExp)
     }
 
     // MARK: - Claims
@@ -218,31 +218,31 @@ struct AuthTests {
     @Test("a token without exp is refused")
     func missingExp() throws {
         let token = try fixture.token(claims: ["exp": nil])
-        expectFailure(fixture.authenticate(token), .missingExp, token: token)
+        expectAuthFailure(fixture.authenticate(token), .missingExp, token: token)
     }
 
     @Test("exp and nbf are enforced with the configured leeway of 30 s")
     func expiryAndNotBefore() throws {
         let now = AuthFixture.nowSeconds
-        expectFailure(fixture.authenticate(try fixture.token(claims: ["exp": "\(now - 31)"])), .expired)
-        expectFailure(fixture.authenticate(try fixture.token(claims: ["exp": "\(now - 30)"])), .expired)
-        _ = expectAccepted(fixture.authenticate(try fixture.token(claims: ["exp": "\(now - 29)"])))
-        expectFailure(fixture.authenticate(try fixture.token(claims: ["exp": "\(now - 86400 * 365)"])), .expired)
+        expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["exp": "\(now - 31)"])), .expired)
+        expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["exp": "\(now - 30)"])), .expired)
+        _ = expectAuthAccepted(fixture.authenticate(try fixture.token(claims: ["exp": "\(now - 29)"])))
+        expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["exp": "\(now - 86400 * 365)"])), .expired)
 
-        expectFailure(fixture.authenticate(try fixture.token(claims: ["nbf": "\(now + 31)"])), .notYetValid)
-        _ = expectAccepted(fixture.authenticate(try fixture.token(claims: ["nbf": "\(now + 29)"])))
+        expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["nbf": "\(now + 31)"])), .notYetValid)
+        _ = expectAuthAccepted(fixture.authenticate(try fixture.token(claims: ["nbf": "\(now + 29)"])))
 
-        expectFailure(fixture.authenticate(try fixture.token(claims: ["iat": "\(now + 120)"])), .issuedInFuture)
-        _ = expectAccepted(fixture.authenticate(try fixture.token(claims: ["iat": "\(now + 20)"])))
+        expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["iat": "\(now + 120)"])), .issuedInFuture)
+        _ = expectAuthAccepted(fixture.authenticate(try fixture.token(claims: ["iat": "\(now + 20)"])))
     }
 
     @Test("a token verified before is still checked for expiry on every use")
     func rememberedTokenStillExpires() throws {
         for (alg, kid) in [("RS256", "rsa-1"), ("ES256", "ec-1")] {
             let token = try fixture.token(alg: alg, kid: kid, claims: ["jti": "\"remembered\""])
-            for _ in 0..<3 { _ = expectAccepted(fixture.authenticate(token)) }
+            for _ in 0..<3 { _ = expectAuthAccepted(fixture.authenticate(token)) }
             let later = AuthFixture.now.addingTimeInterval(331)
-            expectFailure(fixture.authenticator.authenticate(authorizationHeader: "Bearer " + token, now: later), .expired)
+            expectAuthFailure(fixture.authenticator.authenticate(authorizationHeader: "Bearer " + token, now: later), .expired)
         }
     }
 
@@ -252,8 +252,8 @@ struct AuthTests {
         configuration.leewaySeconds = 0
         let strict = try JWTAuthenticator(configuration: configuration, baseDirectory: fixture.directory)
         let token = try fixture.token(claims: ["exp": "\(AuthFixture.nowSeconds + 1)"])
-        _ = expectAccepted(strict.authenticate(authorizationHeader: "Bearer " + token, now: AuthFixture.now))
-        expectFailure(
+        _ = expectAuthAccepted(strict.authenticate(authorizationHeader: "Bearer " + token, now: AuthFixture.now))
+        expectAuthFailure(
             strict.authenticate(authorizationHeader: "Bearer " + token, now: AuthFixture.now.addingTimeInterval(1)), .expired)
     }
 
@@ -265,35 +265,35 @@ struct AuthTests {
         ])
     func claimTypes(claim: String, value: String) throws {
         let token = try fixture.token(claims: [claim: value])
-        expectFailure(fixture.authenticate(token), .badClaimType, token: token)
+        expectAuthFailure(fixture.authenticate(token), .badClaimType, token: token)
     }
 
     @Test("iss must be one of the configured issuers exactly")
     func issuer() throws {
         for value in [#""https://evil.test""#, #""https://issuer.test/""#, #""HTTPS://ISSUER.TEST""#] {
-            expectFailure(fixture.authenticate(try fixture.token(claims: ["iss": value])), .wrongIssuer)
+            expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["iss": value])), .wrongIssuer)
         }
-        expectFailure(fixture.authenticate(try fixture.token(claims: ["iss": nil])), .wrongIssuer)
-        expectFailure(fixture.authenticate(try fixture.token(claims: ["iss": "[\"https://issuer.test\"]"])), .badClaimType)
-        let second = expectAccepted(fixture.authenticate(try fixture.token(claims: ["iss": #""https://second-issuer.test""#])))
+        expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["iss": nil])), .wrongIssuer)
+        expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["iss": "[\"https://issuer.test\"]"])), .badClaimType)
+        let second = expectAuthAccepted(fixture.authenticate(try fixture.token(claims: ["iss": #""https://second-issuer.test""#])))
         #expect(second?.issuer == "https://second-issuer.test")
     }
 
     @Test("aud must contain a configured audience")
     func audience() throws {
-        expectFailure(fixture.authenticate(try fixture.token(claims: ["aud": #"["a","b"]"#])), .wrongAudience)
-        expectFailure(fixture.authenticate(try fixture.token(claims: ["aud": #""other""#])), .wrongAudience)
-        expectFailure(fixture.authenticate(try fixture.token(claims: ["aud": "[]"])), .wrongAudience)
-        expectFailure(fixture.authenticate(try fixture.token(claims: ["aud": nil])), .wrongAudience)
-        expectFailure(fixture.authenticate(try fixture.token(claims: ["aud": #"["moderation-gateway", 1]"#])), .badClaimType)
-        _ = expectAccepted(fixture.authenticate(try fixture.token(claims: ["aud": #"["other","moderation-gateway"]"#])))
+        expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["aud": #"["a","b"]"#])), .wrongAudience)
+        expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["aud": #""other""#])), .wrongAudience)
+        expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["aud": "[]"])), .wrongAudience)
+        expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["aud": nil])), .wrongAudience)
+        expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["aud": #"["moderation-gateway", 1]"#])), .badClaimType)
+        _ = expectAuthAccepted(fixture.authenticate(try fixture.token(claims: ["aud": #"["other","moderation-gateway"]"#])))
     }
 
     @Test("sub is required, a short string without control characters")
     func subject() throws {
-        expectFailure(fixture.authenticate(try fixture.token(claims: ["sub": nil])), .missingSubject)
+        expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["sub": nil])), .missingSubject)
         for value in [#""""#, "42", #""user\r\nX-Injected: 1""#, "\"" + String(repeating: "a", count: 257) + "\""] {
-            expectFailure(fixture.authenticate(try fixture.token(claims: ["sub": value])), .badClaimType)
+            expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["sub": value])), .badClaimType)
         }
     }
 
@@ -302,17 +302,17 @@ struct AuthTests {
     @Test("an Authorization header over max_token_bytes is 431 before any parsing")
     func oversizedHeader() throws {
         let junk = String(repeating: "A", count: 8192 - "Bearer ".count + 1)
-        expectFailure(
+        expectAuthFailure(
             fixture.authenticator.authenticate(authorizationHeader: "Bearer " + junk, now: AuthFixture.now), .oversized, status: 431)
         // A valid token padded into the claims past the limit.
         let big = try fixture.token(alg: "HS256", kid: "dev", claims: ["pad": "\"" + String(repeating: "x", count: 7000) + "\""])
         #expect(big.utf8.count > 8192)
-        expectFailure(fixture.authenticate(big), .oversized, status: 431)
-        #expect(fixture.authenticate(big).failure?.wwwAuthenticate == nil)
+        expectAuthFailure(fixture.authenticate(big), .oversized, status: 431)
+        #expect(fixture.authenticate(big).authFailure?.wwwAuthenticate == nil)
         // Exactly at the limit is not oversized.
         let atLimit = String(repeating: "A", count: 8192 - "Bearer ".count)
         let result = fixture.authenticator.authenticate(authorizationHeader: "Bearer " + atLimit, now: AuthFixture.now)
-        #expect(result.failureStatus == 401)
+        #expect(result.authFailureStatus == 401)
     }
 
     @Test("deeply nested JSON is refused before it is parsed whole")
@@ -320,17 +320,17 @@ struct AuthTests {
         let depth = 2000
         let nested = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
         let payload = try fixture.token(alg: "HS256", kid: "dev", claims: ["deep": nested])
-        expectFailure(fixture.authenticate(payload), .malformedToken, token: payload)
+        expectAuthFailure(fixture.authenticate(payload), .malformedToken, token: payload)
         // Just under the limit is fine: claims may nest a little.
         let shallow = String(repeating: "[", count: 10) + String(repeating: "]", count: 10)
-        _ = expectAccepted(fixture.authenticate(try fixture.token(alg: "HS256", kid: "dev", claims: ["ok": shallow])))
+        _ = expectAuthAccepted(fixture.authenticate(try fixture.token(alg: "HS256", kid: "dev", claims: ["ok": shallow])))
 
         let deepHeader = try fixture.token(alg: "HS256", kid: "dev", extraHeader: ["x": String(repeating: "{\"a\":", count: 50) + "1" + String(repeating: "}", count: 50)])
-        expectFailure(fixture.authenticate(deepHeader), .malformedToken, token: deepHeader)
+        expectAuthFailure(fixture.authenticate(deepHeader), .malformedToken, token: deepHeader)
         // An unterminated nest (a parser that recursed first would overflow its stack here).
         let unterminated = try AuthFixture.token(
             headerJSON: #"{"alg":"HS256","kid":"dev"}"#, claimsJSON: String(repeating: "[", count: 5000), signer: .hs256(fixture.secret))
-        expectFailure(fixture.authenticate(unterminated), .malformedToken)
+        expectAuthFailure(fixture.authenticate(unterminated), .malformedToken)
     }
 
     @Test("malformed base64url or JSON in the token is refused")
@@ -349,7 +349,7 @@ struct AuthTests {
         ]
         for token in cases {
             let result = fixture.authenticate(token)
-            #expect(result.failureReason == .malformedToken, "\(token.prefix(40))")
+            #expect(result.authFailureReason == .malformedToken, "\(token.prefix(40))")
         }
     }
 
@@ -358,7 +358,7 @@ struct AuthTests {
     @Test("missing and malformed Authorization headers are 401")
     func malformedHeaders() throws {
         let valid = try fixture.token()
-        expectFailure(fixture.authenticator.authenticate(authorizationHeader: nil, now: AuthFixture.now), .missingToken)
+        expectAuthFailure(fixture.authenticator.authenticate(authorizationHeader: nil, now: AuthFixture.now), .missingToken)
         let malformed = [
             "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNzd29yZA==", "Basic " + valid, "Bearer  " + valid, "Bearer " + valid + " ",
             " Bearer " + valid, "Bearer\t" + valid, "Bearer " + valid + " " + valid, "Bearer " + valid + "," + valid,
@@ -366,25 +366,25 @@ struct AuthTests {
         ]
         for header in malformed {
             let result = fixture.authenticator.authenticate(authorizationHeader: header, now: AuthFixture.now)
-            #expect(result.failureReason == .malformedHeader, "\(header.prefix(20))")
-            #expect(result.failureStatus == 401)
+            #expect(result.authFailureReason == .malformedHeader, "\(header.prefix(20))")
+            #expect(result.authFailureStatus == 401)
             if case .failure(let failure) = result { #expect(failure.isUnauthorized) }
         }
-        #expect(fixture.authenticator.authenticate(authorizationHeader: nil, now: AuthFixture.now).failure?.wwwAuthenticate == "Bearer")
+        #expect(fixture.authenticator.authenticate(authorizationHeader: nil, now: AuthFixture.now).authFailure?.wwwAuthenticate == "Bearer")
         #expect(
-            fixture.authenticator.authenticate(authorizationHeader: "Basic eA==", now: AuthFixture.now).failure?.wwwAuthenticate
+            fixture.authenticator.authenticate(authorizationHeader: "Basic eA==", now: AuthFixture.now).authFailure?.wwwAuthenticate
                 == #"Bearer error="invalid_request""#)
-        #expect(fixture.authenticate(valid + "A").failure?.wwwAuthenticate == #"Bearer error="invalid_token""#)
+        #expect(fixture.authenticate(valid + "A").authFailure?.wwwAuthenticate == #"Bearer error="invalid_token""#)
         // The scheme is case-insensitive (RFC 7235).
-        _ = expectAccepted(fixture.authenticator.authenticate(authorizationHeader: "bearer " + valid, now: AuthFixture.now))
-        _ = expectAccepted(fixture.authenticator.authenticate(authorizationHeader: "BEARER " + valid, now: AuthFixture.now))
+        _ = expectAuthAccepted(fixture.authenticator.authenticate(authorizationHeader: "bearer " + valid, now: AuthFixture.now))
+        _ = expectAuthAccepted(fixture.authenticator.authenticate(authorizationHeader: "BEARER " + valid, now: AuthFixture.now))
     }
 
     // MARK: - Roles
 
     @Test("a valid token with the wrong role is 403 on authorize")
     func wrongRole() throws {
-        let client = try #require(expectAccepted(fixture.authenticate(try fixture.token())))
+        let client = try #require(expectAuthAccepted(fixture.authenticate(try fixture.token())))
         #expect(authorize(client, permission: .moderate) == nil)
         #expect(authorize(client, permission: .infer, model: "moderation") == nil)
         let adminRoute = try #require(authorize(client, permission: .admin))
@@ -395,57 +395,57 @@ struct AuthTests {
         #expect(otherModel.status == 403)
         #expect(!otherModel.detail.contains("secret_model"))
 
-        let admin = try #require(expectAccepted(fixture.authenticate(try fixture.token(claims: ["roles": #"["admin"]"#]))))
+        let admin = try #require(expectAuthAccepted(fixture.authenticate(try fixture.token(claims: ["roles": #"["admin"]"#]))))
         #expect(authorize(admin, permission: .admin) == nil)
         #expect(authorize(admin, permission: .infer, model: "secret_model") == nil)
 
-        let viewer = try #require(expectAccepted(fixture.authenticate(try fixture.token(claims: ["roles": #"["viewer"]"#]))))
+        let viewer = try #require(expectAuthAccepted(fixture.authenticate(try fixture.token(claims: ["roles": #"["viewer"]"#]))))
         #expect(authorize(viewer, permission: .infer, model: "moderation")?.status == 403)
         #expect(authorize(viewer, permission: .moderate) == nil)
     }
 
     @Test("roles may come as a space-separated string or as scope; unknown roles grant nothing")
     func roleClaimForms() throws {
-        let spaced = try #require(expectAccepted(fixture.authenticate(try fixture.token(claims: ["roles": #""viewer admin""#]))))
+        let spaced = try #require(expectAuthAccepted(fixture.authenticate(try fixture.token(claims: ["roles": #""viewer admin""#]))))
         #expect(spaced.roles == ["viewer", "admin"])
         #expect(spaced.permissions == [.moderate, .admin, .infer])
         #expect(spaced.allowedModels == nil)
 
         let scope = try #require(
-            expectAccepted(fixture.authenticate(try fixture.token(claims: ["roles": nil, "scope": #""openid client""#]))))
+            expectAuthAccepted(fixture.authenticate(try fixture.token(claims: ["roles": nil, "scope": #""openid client""#]))))
         #expect(scope.roles == ["client"])
         #expect(scope.permissions == [.moderate, .infer])
 
-        let unknown = try #require(expectAccepted(fixture.authenticate(try fixture.token(claims: ["roles": #"["root","superuser"]"#]))))
+        let unknown = try #require(expectAuthAccepted(fixture.authenticate(try fixture.token(claims: ["roles": #"["root","superuser"]"#]))))
         #expect(unknown.roles.isEmpty)
         #expect(unknown.permissions.isEmpty)
         #expect(authorize(unknown, permission: .moderate)?.status == 403)
 
-        expectFailure(fixture.authenticate(try fixture.token(claims: ["roles": #"{"admin":true}"#])), .badClaimType)
-        expectFailure(fixture.authenticate(try fixture.token(claims: ["roles": #"["admin", 1]"#])), .badClaimType)
+        expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["roles": #"{"admin":true}"#])), .badClaimType)
+        expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["roles": #"["admin", 1]"#])), .badClaimType)
     }
 
     @Test("a JSON text with escapes and unicode in claims is decoded correctly")
     func escapedClaims() throws {
         let principal = try #require(
-            expectAccepted(fixture.authenticate(try fixture.token(claims: ["sub": #""\u00e9l\u00e8ve \ud83d\ude00 \"q\" \/""#]))))
+            expectAuthAccepted(fixture.authenticate(try fixture.token(claims: ["sub": #""\u00e9l\u00e8ve \ud83d\ude00 \"q\" \/""#]))))
         #expect(principal.subject == "élève 😀 \"q\" /")
-        expectFailure(fixture.authenticate(try fixture.token(claims: ["sub": #""\ud83d""#])), .malformedToken)
+        expectAuthFailure(fixture.authenticate(try fixture.token(claims: ["sub": #""\ud83d""#])), .malformedToken)
     }
 }
 
 extension Result where Failure == AuthFailure {
-    var failureReason: AuthFailure.Reason? {
+    var authFailureReason: AuthFailure.Reason? {
         if case .failure(let failure) = self { return failure.reason }
         return nil
     }
 
-    var failure: AuthFailure? {
+    var authFailure: AuthFailure? {
         if case .failure(let failure) = self { return failure }
         return nil
     }
 
-    var failureStatus: Int? {
+    var authFailureStatus: Int? {
         if case .failure(let failure) = self { return failure.status }
         return nil
     }
