@@ -250,17 +250,17 @@ struct AuthKeysTests {
 
     @Test("base64url decoding is strict and canonical")
     func base64URL() {
-        #expect(Base64URL.decode(Array("AQAB".utf8)) == [1, 0, 1])
-        #expect(Base64URL.decode(Array("-_8".utf8)) == [0xFB, 0xFF])
-        #expect(Base64URL.decode(Array("AQ".utf8)) == [1])
-        #expect(Base64URL.decode(Array("AR".utf8)) == nil)  // non-zero trailing bits
-        #expect(Base64URL.decode(Array("AQ==".utf8)) == nil)  // padding
-        #expect(Base64URL.decode(Array("A+8".utf8)) == nil)  // standard alphabet
-        #expect(Base64URL.decode(Array("AQABA".utf8)) == nil)  // length 4n+1
+        #expect(JOSEBase64URL.decode(Array("AQAB".utf8)) == [1, 0, 1])
+        #expect(JOSEBase64URL.decode(Array("-_8".utf8)) == [0xFB, 0xFF])
+        #expect(JOSEBase64URL.decode(Array("AQ".utf8)) == [1])
+        #expect(JOSEBase64URL.decode(Array("AR".utf8)) == nil)  // non-zero trailing bits
+        #expect(JOSEBase64URL.decode(Array("AQ==".utf8)) == nil)  // padding
+        #expect(JOSEBase64URL.decode(Array("A+8".utf8)) == nil)  // standard alphabet
+        #expect(JOSEBase64URL.decode(Array("AQABA".utf8)) == nil)  // length 4n+1
         for length in 0..<40 {
             let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
-            #expect(Base64URL.decode(Array(Base64URL.encode(bytes).utf8)) == bytes)
-            #expect(Base64URL.encode(bytes) == AuthFixture.base64URL(bytes))
+            #expect(JOSEBase64URL.decode(Array(JOSEBase64URL.encode(bytes).utf8)) == bytes)
+            #expect(JOSEBase64URL.encode(bytes) == AuthFixture.base64URL(bytes))
         }
     }
 }

@@ -8,8 +8,8 @@ struct AuthRobustnessTests {
     let fixture: AuthFixture
     init() throws { fixture = try AuthFixture.shared() }
 
-    private func parse(_ text: String, depth: Int = 8) -> JSONValue? {
-        try? JSONParser.parse(Array(text.utf8), limits: .init(maxBytes: 4096, maxDepth: depth))
+    private func parse(_ text: String, depth: Int = 8) -> TokenJSON? {
+        try? TokenJSONParser.parse(Array(text.utf8), limits: .init(maxBytes: 4096, maxDepth: depth))
     }
 
     @Test("the token JSON parser keeps integers apart and refuses what RFC 8259 refuses")
@@ -29,7 +29,7 @@ struct AuthRobustnessTests {
         #expect(parse("[[[[1]]]]", depth: 4) != nil)
         #expect(parse("[[[[[1]]]]]", depth: 4) == nil)
         // Invalid UTF-8 inside a string is refused.
-        #expect((try? JSONParser.parse([0x22, 0xC3, 0x28, 0x22], limits: .init(maxBytes: 10, maxDepth: 2))) == nil)
+        #expect((try? TokenJSONParser.parse([0x22, 0xC3, 0x28, 0x22], limits: .init(maxBytes: 10, maxDepth: 2))) == nil)
     }
 
     @Test("random changes to a valid token never crash and are never accepted")

@@ -26,7 +26,7 @@ public final class JWTAuthenticator: Sendable {
     private let audiences: Set<String>
 
     /// Header JSON is small (alg, kid, typ); a `jwk` or `x5c` member nests two levels.
-    static let headerLimits = JSONParser.Limits(maxBytes: 2048, maxDepth: 4)
+    static let headerLimits = TokenJSONParser.Limits(maxBytes: 2048, maxDepth: 4)
     static let payloadMaxDepth = 16
     static let maxRoles = 64
     static let maxSubjectBytes = 256
@@ -108,8 +108,8 @@ public final class JWTAuthenticator: Sendable {
         let parts = try Self.split(token)
 
         // Header first: it decides which key and which code path verifies the signature.
-        guard let headerBytes = Base64URL.decode(parts.header),
-            let joseHeader = try? JSONParser.parse(headerBytes, limits: Self.headerLimits),
+        guard let headerBytes = JOSEBase64URL.decode(parts.header),
+            let joseHeader = try? TokenJSONParser.parse(headerBytes, limits: Self.headerLimits),
             case .object = joseHeader
         else { throw .unauthorized(.malformedToken, "The token header is not valid base64url JSON.") }
         guard case .string(let alg)? = joseHeader["alg"] else {
@@ -140,12 +140,12 @@ public final class JWTAuthenticator: Sendable {
         }
 
         // The payload is parsed (with limits) before any signature code sees it.
-        guard let payloadBytes = Base64URL.decode(parts.payload),
-            let claims = try? JSONParser.parse(
+        guard let payloadBytes = JOSEBase64URL.decode(parts.payload),
+            let claims = try? TokenJSONParser.parse(
                 payloadBytes, limits: .init(maxBytes: configuration.maxTokenBytes, maxDepth: Self.payloadMaxDepth)),
             case .object = claims
         else { throw .unauthorized(.malformedToken, "The token payload is not valid base64url JSON.") }
-        guard let signature = Base64URL.decode(parts.signature) else {
+        guard let signature = JOSEBase64URL.decode(parts.signature) else {
             throw .unauthorized(.malformedToken, "The token signature is not valid base64url.")
         }
         let verified = signatureIsValid(
@@ -163,7 +163,7 @@ public final class JWTAuthenticator: Sendable {
             header[scheme.count] == UInt8(ascii: " ")
         else { throw .unauthorized(.malformedHeader, "Expected 'Authorization: Bearer <token>'.") }
         let token = header[(scheme.count + 1)...]
-        guard token.allSatisfy({ Base64URL.isAlphabet($0) || $0 == UInt8(ascii: ".") }) else {
+        guard token.allSatisfy({ JOSEBase64URL.isAlphabet($0) || $0 == UInt8(ascii: ".") }) else {
             throw .unauthorized(.malformedHeader, "Expected 'Authorization: Bearer <token>' with a single token.")
         }
         return token
@@ -193,7 +193,7 @@ public final class JWTAuthenticator: Sendable {
 
     private func signatureIsValid(
         _ signature: [UInt8], token: ArraySlice<UInt8>, signingInputCount: Int, key: VerificationKey, generation: Int,
-        claims: JSONValue, now: Date
+        claims: TokenJSON, now: Date
     ) -> Bool {
         guard !signature.isEmpty else { return false }
         switch key.material {
@@ -232,7 +232,7 @@ public final class JWTAuthenticator: Sendable {
         }
     }
 
-    private func principal(from claims: JSONValue, now: Date) throws(AuthFailure) -> Principal {
+    private func principal(from claims: TokenJSON, now: Date) throws(AuthFailure) -> Principal {
         let nowSeconds = now.timeIntervalSince1970
         let leeway = Double(configuration.leewaySeconds)
 
@@ -285,7 +285,7 @@ public final class JWTAuthenticator: Sendable {
 
         guard let subjectClaim = claims["sub"] else { throw .unauthorized(.missingSubject, "The token has no subject.") }
         guard case .string(let subject) = subjectClaim, !subject.isEmpty, subject.utf8.count <= Self.maxSubjectBytes,
-            !subject.hasControlCharacters
+            !AuthText.hasControlCharacters(subject)
         else {
             throw .unauthorized(
                 .badClaimType, "The token's sub must be a string of 1 to \(Self.maxSubjectBytes) bytes without control characters.")
@@ -313,7 +313,7 @@ public final class JWTAuthenticator: Sendable {
     }
 
     /// The role claim: an array of strings, or a space-separated string (OAuth `scope` style).
-    private func roles(in claims: JSONValue) throws(AuthFailure) -> [String] {
+    private func roles(in claims: TokenJSON) throws(AuthFailure) -> [String] {
         let claim = claims[configuration.roleClaim] ?? claims["scope"]
         let names: [String]
         switch claim {
