@@ -128,11 +128,11 @@ public struct AuthConfiguration: Codable, Sendable, Equatable {
             AuthConfigurationError(path: "auth." + path, message: message)
         }
         if issuers.isEmpty { throw fail("issuers", "at least one issuer is required") }
-        for (index, issuer) in issuers.enumerated() where issuer.isEmpty || issuer.hasControlCharacters {
+        for (index, issuer) in issuers.enumerated() where issuer.isEmpty || AuthText.hasControlCharacters(issuer) {
             throw fail("issuers[\(index)]", "must be a non-empty string without control characters")
         }
         if audiences.isEmpty { throw fail("audiences", "at least one audience is required") }
-        for (index, audience) in audiences.enumerated() where audience.isEmpty || audience.hasControlCharacters {
+        for (index, audience) in audiences.enumerated() where audience.isEmpty || AuthText.hasControlCharacters(audience) {
             throw fail("audiences[\(index)]", "must be a non-empty string without control characters")
         }
         if !(0...Self.maxLeewaySeconds).contains(leewaySeconds) {
@@ -141,7 +141,7 @@ public struct AuthConfiguration: Codable, Sendable, Equatable {
         if !(512...65536).contains(maxTokenBytes) {
             throw fail("max_token_bytes", "must be between 512 and 65536, got \(maxTokenBytes)")
         }
-        if roleClaim.isEmpty || roleClaim.hasControlCharacters {
+        if roleClaim.isEmpty || AuthText.hasControlCharacters(roleClaim) {
             throw fail("role_claim", "must be a non-empty claim name")
         }
         if keys.isEmpty { throw fail("keys", "at least one key is required") }
@@ -181,14 +181,14 @@ public struct AuthConfiguration: Codable, Sendable, Equatable {
         for name in roles.keys.sorted() {
             guard let role = roles[name] else { continue }
             let path = "roles.\(name)"
-            if name.isEmpty || name.hasControlCharacters || name.contains(" ") {
+            if name.isEmpty || AuthText.hasControlCharacters(name) || name.contains(" ") {
                 throw fail(path, "role names must be non-empty and contain no spaces or control characters")
             }
             if role.permissions.isEmpty { throw fail(path + ".permissions", "at least one permission is required") }
             for (index, permission) in role.permissions.enumerated() where !known.contains(permission) {
                 throw fail(path + ".permissions[\(index)]", "unknown permission \(permission.rawValue.debugDescription); known: moderate, infer, admin")
             }
-            for (index, model) in (role.models ?? []).enumerated() where !model.isValidModelName {
+            for (index, model) in (role.models ?? []).enumerated() where !AuthText.isModelName(model) {
                 throw fail(path + ".models[\(index)]", "model names use only A-Z a-z 0-9 _ . - (at most 128)")
             }
         }
@@ -212,16 +212,20 @@ public struct AuthConfigurationError: Error, Sendable, Equatable, CustomStringCo
     public var description: String { "\(path): \(message)" }
 }
 
-extension String {
-    var hasControlCharacters: Bool {
-        unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F || (0x80..<0xA0).contains($0.value) }
+/// Text checks shared by the auth configuration and the token checks.
+enum AuthText {
+    /// C0/C1 controls and DEL: never allowed in values that reach headers or the audit log.
+    static func hasControlCharacters(_ text: String) -> Bool {
+        text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F || (0x80..<0xA0).contains($0.value) }
     }
 
-    var isValidModelName: Bool {
-        !isEmpty && utf8.count <= 128 && utf8.allSatisfy { byte in
+    /// A Triton model name as the gateway accepts it: `[A-Za-z0-9_.-]{1,128}`, not `.` or `..`.
+    static func isModelName(_ text: String) -> Bool {
+        guard !text.isEmpty, text.utf8.count <= 128, text != ".", text != ".." else { return false }
+        return text.utf8.allSatisfy { byte in
             (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
                 || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "_")
                 || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-")
-        } && self != "." && self != ".."
+        }
     }
 }

@@ -56,8 +56,21 @@ public struct AuthFailure: Error, Sendable, Equatable, CustomStringConvertible {
         self.detail = detail
     }
 
-    /// True when the response should carry `WWW-Authenticate: Bearer` (every 401).
+    /// True when the response must carry `WWW-Authenticate` (every 401).
     public var isUnauthorized: Bool { status == 401 }
+
+    /// The `WWW-Authenticate` value for this refusal (RFC 6750 section 3): plain `Bearer`
+    /// when no token was sent, `invalid_request` for a malformed header, `invalid_token`
+    /// for any other 401, `insufficient_scope` for 403; `nil` for 431.
+    public var wwwAuthenticate: String? {
+        switch (status, reason) {
+        case (401, .missingToken): return "Bearer"
+        case (401, .malformedHeader): return #"Bearer error="invalid_request""#
+        case (401, _): return #"Bearer error="invalid_token""#
+        case (403, _): return #"Bearer error="insufficient_scope""#
+        default: return nil
+        }
+    }
 
     public var description: String { "\(status) \(reason.rawValue): \(detail)" }
 

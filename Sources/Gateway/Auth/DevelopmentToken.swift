@@ -23,23 +23,25 @@ public enum DevelopmentToken {
         }
         guard KeyRing.isAcceptableKid(kid) else { throw Error("kid must be 1 to \(KeyRing.maxKidBytes) printable ASCII characters") }
         for (name, value) in [("issuer", issuer), ("audience", audience), ("subject", subject)]
-        where value.isEmpty || value.hasControlCharacters {
+        where value.isEmpty || AuthText.hasControlCharacters(value) {
             throw Error("\(name) must be a non-empty string without control characters")
         }
         guard subject.utf8.count <= JWTAuthenticator.maxSubjectBytes else {
             throw Error("subject must be at most \(JWTAuthenticator.maxSubjectBytes) bytes")
         }
-        for role in roles where role.isEmpty || role.contains(" ") || role.hasControlCharacters {
+        for role in roles where role.isEmpty || role.contains(" ") || AuthText.hasControlCharacters(role) {
             throw Error("role names must be non-empty, without spaces or control characters")
         }
         guard ttl > .zero, ttl <= maxTTL else { throw Error("ttl must be more than 0 and at most 30 days") }
-        let issuedAt = Int64(now.timeIntervalSince1970.rounded(.down))
-        let header: JSONValue = .object(["alg": .string("HS256"), "typ": .string("JWT"), "kid": .string(kid)])
-        let claims: JSONValue = .object([
+        let nowSeconds = now.timeIntervalSince1970.rounded(.down)
+        guard nowSeconds.isFinite, abs(nowSeconds) < 1e12 else { throw Error("the clock is out of range") }
+        let issuedAt = Int64(nowSeconds)
+        let header: TokenJSON = .object(["alg": .string("HS256"), "typ": .string("JWT"), "kid": .string(kid)])
+        let claims: TokenJSON = .object([
             "iss": .string(issuer),
             "aud": .string(audience),
             "sub": .string(subject),
-            "roles": .array(roles.map(JSONValue.string)),
+            "roles": .array(roles.map(TokenJSON.string)),
             "iat": .integer(issuedAt),
             "nbf": .integer(issuedAt),
             "exp": .integer(issuedAt + ttl.components.seconds),
@@ -66,9 +68,9 @@ public enum DevelopmentToken {
             secret: secret, kid: kid, issuer: issuer, audience: audience, subject: subject, roles: roles, ttl: ttl, now: now)
     }
 
-    static func sign(header: JSONValue, claims: JSONValue, secret: [UInt8]) -> String {
-        let signingInput = Base64URL.encode(header.serialized.utf8) + "." + Base64URL.encode(claims.serialized.utf8)
+    static func sign(header: TokenJSON, claims: TokenJSON, secret: [UInt8]) -> String {
+        let signingInput = JOSEBase64URL.encode(header.serialized.utf8) + "." + JOSEBase64URL.encode(claims.serialized.utf8)
         let mac = HMAC<SHA256>.authenticationCode(for: Array(signingInput.utf8), using: SymmetricKey(data: secret))
-        return signingInput + "." + Base64URL.encode(Array(mac))
+        return signingInput + "." + JOSEBase64URL.encode(Array(mac))
     }
 }

@@ -11,25 +11,59 @@ import Synchronization
 /// is verified here with a constant-time HMAC comparison; RS256/ES256 go to
 /// libjwt with that key's public PEM only. All claims are checked here, since
 /// libjwt checks none.
+///
+/// libjwt parses the PEM key on every call, which costs milliseconds with
+/// OpenSSL 3, so tokens whose RS256/ES256 signature libjwt has accepted are
+/// remembered (by SHA-256 of the whole token, until the key ring changes or
+/// the token expires). Everything but the signature is still checked on every
+/// request, and only tokens that verified are remembered, so forged tokens
+/// cannot fill the cache.
 public final class JWTAuthenticator: Sendable {
     public let configuration: AuthConfiguration
     private let baseDirectory: URL
-    private let keyRing: Mutex<KeyRing>
+    private let state: Mutex<State>
     private let issuers: Set<String>
     private let audiences: Set<String>
 
     /// Header JSON is small (alg, kid, typ); a `jwk` or `x5c` member nests two levels.
-    static let headerLimits = JSONParser.Limits(maxBytes: 2048, maxDepth: 4)
+    static let headerLimits = TokenJSONParser.Limits(maxBytes: 2048, maxDepth: 4)
     static let payloadMaxDepth = 16
     static let maxRoles = 64
     static let maxSubjectBytes = 256
+    static let maxRememberedTokens = 10_000
+
+    private struct State: Sendable {
+        var keyRing: KeyRing
+        /// Bumped on every reload, so a verification that raced a reload is not remembered.
+        var generation = 0
+        /// Tokens whose public-key signature verified with this key ring, with their `exp`.
+        var verified: [TokenDigest: Int64] = [:]
+    }
+
+    private struct TokenDigest: Hashable, Sendable {
+        var words: (UInt64, UInt64, UInt64, UInt64)
+        init<Bytes: Sequence>(_ token: Bytes) where Bytes.Element == UInt8 {
+            let digest = Array(SHA256.hash(data: Array(token)))
+            func word(_ offset: Int) -> UInt64 {
+                digest[offset..<offset + 8].reduce(0) { $0 << 8 | UInt64($1) }
+            }
+            words = (word(0), word(8), word(16), word(24))
+        }
+        static func == (lhs: TokenDigest, rhs: TokenDigest) -> Bool { lhs.words == rhs.words }
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(words.0)
+            hasher.combine(words.1)
+            hasher.combine(words.2)
+            hasher.combine(words.3)
+        }
+    }
 
     /// Validates the configuration and loads the keys; files are relative to `baseDirectory`.
     public init(configuration: AuthConfiguration, baseDirectory: URL) throws {
         try configuration.validate()
         self.configuration = configuration
         self.baseDirectory = baseDirectory
-        self.keyRing = Mutex(try KeyRing.load(configuration, baseDirectory: baseDirectory))
+        self.state = Mutex(State(keyRing: try KeyRing.load(configuration, baseDirectory: baseDirectory)))
         self.issuers = Set(configuration.issuers)
         self.audiences = Set(configuration.audiences)
     }
@@ -38,12 +72,18 @@ public final class JWTAuthenticator: Sendable {
     /// when any file is bad, this throws and the old keys stay in use.
     public func reloadKeys() throws {
         let ring = try KeyRing.load(configuration, baseDirectory: baseDirectory)
-        keyRing.withLock { $0 = ring }
+        state.withLock { $0 = State(keyRing: ring, generation: $0.generation + 1) }
+    }
+
+    /// Every key file the configuration names, resolved: watch these and call `reloadKeys()`.
+    public var keyFiles: [URL] {
+        configuration.keys.compactMap { $0.pemFile ?? $0.jwksFile ?? $0.secretFile }
+            .map { configuration.resolve($0, baseDirectory: baseDirectory) }
     }
 
     /// The `kid`s currently loaded, sorted (for logs and `config check`).
     public var keyIDs: [String] {
-        keyRing.withLock { $0.keysByKid.keys.sorted() }
+        state.withLock { $0.keyRing.keysByKid.keys.sorted() }
     }
 
     public func authenticate(authorizationHeader: String?, now: Date = Date()) -> Result<Principal, AuthFailure> {
@@ -68,8 +108,8 @@ public final class JWTAuthenticator: Sendable {
         let parts = try Self.split(token)
 
         // Header first: it decides which key and which code path verifies the signature.
-        guard let headerBytes = Base64URL.decode(parts.header),
-            let joseHeader = try? JSONParser.parse(headerBytes, limits: Self.headerLimits),
+        guard let headerBytes = JOSEBase64URL.decode(parts.header),
+            let joseHeader = try? TokenJSONParser.parse(headerBytes, limits: Self.headerLimits),
             case .object = joseHeader
         else { throw .unauthorized(.malformedToken, "The token header is not valid base64url JSON.") }
         guard case .string(let alg)? = joseHeader["alg"] else {
@@ -91,7 +131,8 @@ public final class JWTAuthenticator: Sendable {
         default: throw .unauthorized(.malformedToken, "The token key id must be a string.")
         }
         // `jku`, `x5u`, `jwk` and `x5c` are deliberately never read: keys come from configuration only.
-        guard let key = keyRing.withLock({ $0.key(forKid: kid) }) else {
+        let (found, generation) = state.withLock { ($0.keyRing.key(forKid: kid), $0.generation) }
+        guard let key = found else {
             throw .unauthorized(.unknownKey, "The token's signing key is not known.")
         }
         guard alg == key.algorithm.rawValue else {
@@ -99,16 +140,18 @@ public final class JWTAuthenticator: Sendable {
         }
 
         // The payload is parsed (with limits) before any signature code sees it.
-        guard let payloadBytes = Base64URL.decode(parts.payload),
-            let claims = try? JSONParser.parse(
+        guard let payloadBytes = JOSEBase64URL.decode(parts.payload),
+            let claims = try? TokenJSONParser.parse(
                 payloadBytes, limits: .init(maxBytes: configuration.maxTokenBytes, maxDepth: Self.payloadMaxDepth)),
             case .object = claims
         else { throw .unauthorized(.malformedToken, "The token payload is not valid base64url JSON.") }
-        guard let signature = Base64URL.decode(parts.signature) else {
+        guard let signature = JOSEBase64URL.decode(parts.signature) else {
             throw .unauthorized(.malformedToken, "The token signature is not valid base64url.")
         }
-        guard !signature.isEmpty, Self.signatureIsValid(signature, token: token, signingInputCount: parts.signingInputCount, key: key)
-        else { throw .unauthorized(.badSignature, "The token signature is not valid.") }
+        let verified = signatureIsValid(
+            signature, token: token, signingInputCount: parts.signingInputCount, key: key, generation: generation,
+            claims: claims, now: now)
+        guard verified else { throw .unauthorized(.badSignature, "The token signature is not valid.") }
 
         return try principal(from: claims, now: now)
     }
@@ -120,7 +163,7 @@ public final class JWTAuthenticator: Sendable {
             header[scheme.count] == UInt8(ascii: " ")
         else { throw .unauthorized(.malformedHeader, "Expected 'Authorization: Bearer <token>'.") }
         let token = header[(scheme.count + 1)...]
-        guard token.allSatisfy({ Base64URL.isAlphabet($0) || $0 == UInt8(ascii: ".") }) else {
+        guard token.allSatisfy({ JOSEBase64URL.isAlphabet($0) || $0 == UInt8(ascii: ".") }) else {
             throw .unauthorized(.malformedHeader, "Expected 'Authorization: Bearer <token>' with a single token.")
         }
         return token
@@ -148,9 +191,11 @@ public final class JWTAuthenticator: Sendable {
         return Parts(header: header, payload: payload, signature: signature, signingInputCount: dots[1] - token.startIndex)
     }
 
-    private static func signatureIsValid(
-        _ signature: [UInt8], token: ArraySlice<UInt8>, signingInputCount: Int, key: VerificationKey
+    private func signatureIsValid(
+        _ signature: [UInt8], token: ArraySlice<UInt8>, signingInputCount: Int, key: VerificationKey, generation: Int,
+        claims: TokenJSON, now: Date
     ) -> Bool {
+        guard !signature.isEmpty else { return false }
         switch key.material {
         case .secret(let secret):
             guard key.algorithm == .hs256, !secret.isEmpty else { return false }
@@ -162,12 +207,32 @@ public final class JWTAuthenticator: Sendable {
             guard key.algorithm == .rs256 || key.algorithm == .es256, signature.count == material.signatureLength else {
                 return false
             }
-            return LibJWT.verify(
+            let digest = TokenDigest(token)
+            if state.withLock({ $0.generation == generation && $0.verified[digest] != nil }) { return true }
+            let valid = LibJWT.verify(
                 token: String(decoding: token, as: UTF8.self), publicKeyPEM: material.pem, algorithm: key.algorithm)
+            // Only tokens that will pass the claim checks are worth remembering.
+            if valid, case .integer(let exp)? = claims["exp"] {
+                remember(digest, exp: exp, generation: generation, now: now)
+            }
+            return valid
         }
     }
 
-    private func principal(from claims: JSONValue, now: Date) throws(AuthFailure) -> Principal {
+    private func remember(_ digest: TokenDigest, exp: Int64, generation: Int, now: Date) {
+        let cutoff = now.timeIntervalSince1970 - Double(configuration.leewaySeconds)
+        guard Double(exp) > cutoff else { return }
+        state.withLock { state in
+            guard state.generation == generation else { return }
+            if state.verified.count >= Self.maxRememberedTokens {
+                state.verified = state.verified.filter { Double($0.value) > cutoff }
+                if state.verified.count >= Self.maxRememberedTokens { state.verified.removeAll(keepingCapacity: true) }
+            }
+            state.verified[digest] = exp
+        }
+    }
+
+    private func principal(from claims: TokenJSON, now: Date) throws(AuthFailure) -> Principal {
         let nowSeconds = now.timeIntervalSince1970
         let leeway = Double(configuration.leewaySeconds)
 
@@ -220,7 +285,7 @@ public final class JWTAuthenticator: Sendable {
 
         guard let subjectClaim = claims["sub"] else { throw .unauthorized(.missingSubject, "The token has no subject.") }
         guard case .string(let subject) = subjectClaim, !subject.isEmpty, subject.utf8.count <= Self.maxSubjectBytes,
-            !subject.hasControlCharacters
+            !AuthText.hasControlCharacters(subject)
         else {
             throw .unauthorized(
                 .badClaimType, "The token's sub must be a string of 1 to \(Self.maxSubjectBytes) bytes without control characters.")
@@ -248,7 +313,7 @@ public final class JWTAuthenticator: Sendable {
     }
 
     /// The role claim: an array of strings, or a space-separated string (OAuth `scope` style).
-    private func roles(in claims: JSONValue) throws(AuthFailure) -> [String] {
+    private func roles(in claims: TokenJSON) throws(AuthFailure) -> [String] {
         let claim = claims[configuration.roleClaim] ?? claims["scope"]
         let names: [String]
         switch claim {

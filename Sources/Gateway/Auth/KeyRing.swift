@@ -112,9 +112,9 @@ struct KeyRing: Sendable {
     /// for ES256; `use` absent or `sig`; `alg` absent or equal to `algorithm`.
     /// With `kid` given, exactly that key (or the only fitting key when it has no kid).
     static func keysFromJWKS(_ bytes: [UInt8], algorithm: JWTAlgorithm, kid: String?) throws(KeyMaterialError) -> [VerificationKey] {
-        let document: JSONValue
-        do throws(JSONParseError) {
-            document = try JSONParser.parse(bytes, limits: .init(maxBytes: maxJWKSFileBytes, maxDepth: 8))
+        let document: TokenJSON
+        do throws(TokenJSONError) {
+            document = try TokenJSONParser.parse(bytes, limits: .init(maxBytes: maxJWKSFileBytes, maxDepth: 8))
         } catch {
             throw KeyMaterialError("not valid JSON (\(error.message) at byte \(error.offset))")
         }
@@ -141,7 +141,7 @@ struct KeyRing: Sendable {
             }
             if let kid, let entryKid, entryKid != kid { continue }
             func field(_ name: String) throws(KeyMaterialError) -> [UInt8] {
-                guard let text = entry[name]?.stringValue, let bytes = Base64URL.decode(Array(text.utf8)) else {
+                guard let text = entry[name]?.stringValue, let bytes = JOSEBase64URL.decode(Array(text.utf8)) else {
                     throw KeyMaterialError("keys[\(index)].\(name) must be unpadded base64url")
                 }
                 return bytes

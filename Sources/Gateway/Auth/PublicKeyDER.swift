@@ -5,7 +5,7 @@ import Foundation
 /// SubjectPublicKeyInfo for RSA and EC P-256 keys. Every key handed to
 /// libjwt is re-encoded by this code from its parsed numbers, so libjwt only
 /// ever sees a well-formed public key of the type the algorithm expects.
-enum DER {
+enum PublicKeyDER {
     struct Element {
         var tag: UInt8
         var content: ArraySlice<UInt8>
@@ -106,9 +106,9 @@ struct PublicKeyMaterial: Sendable {
         guard !e.isEmpty, e.count <= 8, e.last.map({ $0 & 1 == 1 }) == true, e != [1] else {
             throw KeyMaterialError("RSA exponent must be an odd number greater than 1")
         }
-        let rsaPublicKey = DER.encode(tag: 0x30, DER.unsignedInteger(n) + DER.unsignedInteger(e))
-        let algorithm = DER.encode(tag: 0x30, DER.encode(tag: 0x06, DER.rsaEncryptionOID) + [0x05, 0x00])
-        let spki = DER.encode(tag: 0x30, algorithm + DER.encode(tag: 0x03, [0x00] + rsaPublicKey))
+        let rsaPublicKey = PublicKeyDER.encode(tag: 0x30, PublicKeyDER.unsignedInteger(n) + PublicKeyDER.unsignedInteger(e))
+        let algorithm = PublicKeyDER.encode(tag: 0x30, PublicKeyDER.encode(tag: 0x06, PublicKeyDER.rsaEncryptionOID) + [0x05, 0x00])
+        let spki = PublicKeyDER.encode(tag: 0x30, algorithm + PublicKeyDER.encode(tag: 0x03, [0x00] + rsaPublicKey))
         return PublicKeyMaterial(pem: pemEncode(spki), signatureLength: (bits + 7) / 8)
     }
 
@@ -143,23 +143,23 @@ struct PublicKeyMaterial: Sendable {
 
     static func fromSubjectPublicKeyInfo(_ der: [UInt8], algorithm: JWTAlgorithm) throws(KeyMaterialError) -> PublicKeyMaterial {
         do {
-            let (outer, rest) = try DER.read(ArraySlice(der))
-            guard rest.isEmpty else { throw DER.ParseError(message: "trailing data") }
-            let spki = try DER.sequence(outer)
-            guard spki.count == 2 else { throw DER.ParseError(message: "bad SubjectPublicKeyInfo") }
-            let algorithmIdentifier = try DER.sequence(spki[0])
-            guard let oid = algorithmIdentifier.first, oid.tag == 0x06 else { throw DER.ParseError(message: "bad algorithm identifier") }
+            let (outer, rest) = try PublicKeyDER.read(ArraySlice(der))
+            guard rest.isEmpty else { throw PublicKeyDER.ParseError(message: "trailing data") }
+            let spki = try PublicKeyDER.sequence(outer)
+            guard spki.count == 2 else { throw PublicKeyDER.ParseError(message: "bad SubjectPublicKeyInfo") }
+            let algorithmIdentifier = try PublicKeyDER.sequence(spki[0])
+            guard let oid = algorithmIdentifier.first, oid.tag == 0x06 else { throw PublicKeyDER.ParseError(message: "bad algorithm identifier") }
             let bitString = spki[1]
-            guard bitString.tag == 0x03, bitString.content.first == 0 else { throw DER.ParseError(message: "bad key bit string") }
+            guard bitString.tag == 0x03, bitString.content.first == 0 else { throw PublicKeyDER.ParseError(message: "bad key bit string") }
             let keyBytes = bitString.content.dropFirst()
             switch Array(oid.content) {
-            case DER.rsaEncryptionOID:
+            case PublicKeyDER.rsaEncryptionOID:
                 guard algorithm == .rs256 else { throw KeyMaterialError("holds an RSA key, but the algorithm is \(algorithm)") }
                 return try fromPKCS1(keyBytes)
-            case DER.ecPublicKeyOID:
+            case PublicKeyDER.ecPublicKeyOID:
                 guard algorithm == .es256 else { throw KeyMaterialError("holds an EC key, but the algorithm is \(algorithm)") }
                 guard algorithmIdentifier.count == 2, algorithmIdentifier[1].tag == 0x06,
-                    Array(algorithmIdentifier[1].content) == DER.prime256v1OID
+                    Array(algorithmIdentifier[1].content) == PublicKeyDER.prime256v1OID
                 else { throw KeyMaterialError("EC key is not on curve P-256") }
                 return try p256(x963: Array(keyBytes))
             default:
@@ -174,11 +174,11 @@ struct PublicKeyMaterial: Sendable {
 
     /// RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
     static func fromPKCS1(_ der: ArraySlice<UInt8>) throws(KeyMaterialError) -> PublicKeyMaterial {
-        let members: [DER.Element]
+        let members: [PublicKeyDER.Element]
         do {
-            let (outer, rest) = try DER.read(der)
+            let (outer, rest) = try PublicKeyDER.read(der)
             guard rest.isEmpty else { throw KeyMaterialError("malformed RSA public key") }
-            members = try DER.sequence(outer)
+            members = try PublicKeyDER.sequence(outer)
         } catch {
             throw KeyMaterialError("malformed RSA public key")
         }

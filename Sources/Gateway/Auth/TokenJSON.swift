@@ -8,9 +8,9 @@ import Foundation
 /// the last duplicate, so `{"alg":"RS256","alg":"HS256"}` would otherwise mean
 /// one thing to us and another to libjwt), and keeps integers apart from other
 /// numbers, because `exp` must be an integer NumericDate.
-enum JSONValue: Sendable, Equatable {
-    case object([String: JSONValue])
-    case array([JSONValue])
+enum TokenJSON: Sendable, Equatable {
+    case object([String: TokenJSON])
+    case array([TokenJSON])
     case string(String)
     /// A number written without fraction or exponent that fits in `Int64`.
     case integer(Int64)
@@ -19,7 +19,7 @@ enum JSONValue: Sendable, Equatable {
     case bool(Bool)
     case null
 
-    subscript(key: String) -> JSONValue? {
+    subscript(key: String) -> TokenJSON? {
         if case .object(let members) = self { return members[key] }
         return nil
     }
@@ -31,12 +31,12 @@ enum JSONValue: Sendable, Equatable {
 }
 
 /// Why a JSON text was refused. Never holds the text itself.
-struct JSONParseError: Error, Sendable, Equatable {
+struct TokenJSONError: Error, Sendable, Equatable {
     var message: String
     var offset: Int
 }
 
-struct JSONParser {
+struct TokenJSONParser {
     struct Limits: Sendable {
         var maxBytes: Int
         var maxDepth: Int
@@ -47,11 +47,11 @@ struct JSONParser {
     private var index = 0
 
     /// Parses one complete JSON text; anything after the value but whitespace is an error.
-    static func parse(_ bytes: [UInt8], limits: Limits) throws(JSONParseError) -> JSONValue {
+    static func parse(_ bytes: [UInt8], limits: Limits) throws(TokenJSONError) -> TokenJSON {
         guard bytes.count <= limits.maxBytes else {
-            throw JSONParseError(message: "JSON text larger than \(limits.maxBytes) bytes", offset: 0)
+            throw TokenJSONError(message: "JSON text larger than \(limits.maxBytes) bytes", offset: 0)
         }
-        var parser = JSONParser(bytes: bytes, limits: limits)
+        var parser = TokenJSONParser(bytes: bytes, limits: limits)
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
         guard parser.index == bytes.count else { throw parser.error("unexpected data after the JSON value") }
@@ -63,8 +63,8 @@ struct JSONParser {
         self.limits = limits
     }
 
-    private func error(_ message: String) -> JSONParseError {
-        JSONParseError(message: message, offset: index)
+    private func error(_ message: String) -> TokenJSONError {
+        TokenJSONError(message: message, offset: index)
     }
 
     private mutating func skipWhitespace() {
@@ -76,7 +76,7 @@ struct JSONParser {
         }
     }
 
-    private mutating func parseValue(depth: Int) throws(JSONParseError) -> JSONValue {
+    private mutating func parseValue(depth: Int) throws(TokenJSONError) -> TokenJSON {
         skipWhitespace()
         guard index < bytes.count else { throw error("unexpected end of JSON") }
         switch bytes[index] {
@@ -102,7 +102,7 @@ struct JSONParser {
         }
     }
 
-    private mutating func expectLiteral(_ literal: StaticString) throws(JSONParseError) {
+    private mutating func expectLiteral(_ literal: StaticString) throws(TokenJSONError) {
         let count = literal.utf8CodeUnitCount
         guard index + count <= bytes.count else { throw error("unexpected end of JSON") }
         let matches = literal.withUTF8Buffer { expected in
@@ -112,10 +112,10 @@ struct JSONParser {
         index += count
     }
 
-    private mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
+    private mutating func parseObject(depth: Int) throws(TokenJSONError) -> TokenJSON {
         guard depth <= limits.maxDepth else { throw error("JSON nested deeper than \(limits.maxDepth) levels") }
         index += 1  // {
-        var members: [String: JSONValue] = [:]
+        var members: [String: TokenJSON] = [:]
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -143,10 +143,10 @@ struct JSONParser {
         }
     }
 
-    private mutating func parseArray(depth: Int) throws(JSONParseError) -> JSONValue {
+    private mutating func parseArray(depth: Int) throws(TokenJSONError) -> TokenJSON {
         guard depth <= limits.maxDepth else { throw error("JSON nested deeper than \(limits.maxDepth) levels") }
         index += 1  // [
-        var elements: [JSONValue] = []
+        var elements: [TokenJSON] = []
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
             index += 1
@@ -167,7 +167,7 @@ struct JSONParser {
         }
     }
 
-    private mutating func parseNumber() throws(JSONParseError) -> JSONValue {
+    private mutating func parseNumber() throws(TokenJSONError) -> TokenJSON {
         let start = index
         var isInteger = true
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
@@ -202,43 +202,53 @@ struct JSONParser {
         byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
     }
 
-    private mutating func parseString() throws(JSONParseError) -> String {
+    private mutating func parseString() throws(TokenJSONError) -> String {
         index += 1  // opening quote
-        var scalars = String.UnicodeScalarView()
-        var runStart = index
-        func flush(_ end: Int) throws(JSONParseError) {
-            guard runStart < end else { return }
-            guard let run = String(validating: bytes[runStart..<end], as: UTF8.self) else {
-                throw JSONParseError(message: "invalid UTF-8 in string", offset: runStart)
-            }
-            scalars.append(contentsOf: run.unicodeScalars)
-        }
+        let start = index
+        // Fast path: no escapes, the bytes between the quotes are the string.
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                try flush(index)
+                guard let string = String(validating: bytes[start..<index], as: UTF8.self) else {
+                    throw TokenJSONError(message: "invalid UTF-8 in string", offset: start)
+                }
                 index += 1
-                return String(scalars)
+                return string
+            }
+            if byte == UInt8(ascii: "\\") { break }
+            if byte < 0x20 { throw error("control character in string") }
+            index += 1
+        }
+        // Slow path: decode escapes into UTF-8, then validate the whole.
+        var utf8 = Array(bytes[start..<index])
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") {
+                index += 1
+                guard let string = String(validating: utf8, as: UTF8.self) else {
+                    throw TokenJSONError(message: "invalid UTF-8 in string", offset: start)
+                }
+                return string
             }
             if byte < 0x20 { throw error("control character in string") }
-            if byte != UInt8(ascii: "\\") {
-                index += 1
+            index += 1
+            guard byte == UInt8(ascii: "\\") else {
+                utf8.append(byte)
                 continue
             }
-            try flush(index)
-            index += 1
             guard index < bytes.count else { break }
             let escape = bytes[index]
             index += 1
+            let scalar: Unicode.Scalar
             switch escape {
-            case UInt8(ascii: "\""): scalars.append("\"")
-            case UInt8(ascii: "\\"): scalars.append("\\")
-            case UInt8(ascii: "/"): scalars.append("/")
-            case UInt8(ascii: "b"): scalars.append("\u{08}")
-            case UInt8(ascii: "f"): scalars.append("\u{0C}")
-            case UInt8(ascii: "n"): scalars.append("\n")
-            case UInt8(ascii: "r"): scalars.append("\r")
-            case UInt8(ascii: "t"): scalars.append("\t")
+            case UInt8(ascii: "\""): scalar = "\""
+            case UInt8(ascii: "\\"): scalar = "\\"
+            case UInt8(ascii: "/"): scalar = "/"
+            case UInt8(ascii: "b"): scalar = "\u{08}"
+            case UInt8(ascii: "f"): scalar = "\u{0C}"
+            case UInt8(ascii: "n"): scalar = "\n"
+            case UInt8(ascii: "r"): scalar = "\r"
+            case UInt8(ascii: "t"): scalar = "\t"
             case UInt8(ascii: "u"):
                 let unit = try parseHex4()
                 if (0xD800...0xDBFF).contains(unit) {
@@ -248,21 +258,21 @@ struct JSONParser {
                     let low = try parseHex4()
                     guard (0xDC00...0xDFFF).contains(low) else { throw error("unpaired surrogate in string") }
                     let value = 0x10000 + ((UInt32(unit) - 0xD800) << 10) + (UInt32(low) - 0xDC00)
-                    guard let scalar = Unicode.Scalar(value) else { throw error("invalid escape") }
-                    scalars.append(scalar)
+                    guard let decoded = Unicode.Scalar(value) else { throw error("invalid escape") }
+                    scalar = decoded
                 } else {
-                    guard let scalar = Unicode.Scalar(UInt32(unit)) else { throw error("unpaired surrogate in string") }
-                    scalars.append(scalar)
+                    guard let decoded = Unicode.Scalar(UInt32(unit)) else { throw error("unpaired surrogate in string") }
+                    scalar = decoded
                 }
             default:
                 throw error("invalid escape")
             }
-            runStart = index
+            utf8.append(contentsOf: String(scalar).utf8)
         }
         throw error("unterminated string")
     }
 
-    private mutating func parseHex4() throws(JSONParseError) -> UInt16 {
+    private mutating func parseHex4() throws(TokenJSONError) -> UInt16 {
         guard index + 4 <= bytes.count else { throw error("invalid escape") }
         var value: UInt16 = 0
         for _ in 0..<4 {
@@ -281,7 +291,7 @@ struct JSONParser {
     }
 }
 
-extension JSONValue {
+extension TokenJSON {
     /// Compact JSON text with object members in sorted order, so output is stable.
     var serialized: String {
         var out = ""

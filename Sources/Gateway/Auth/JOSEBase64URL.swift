@@ -2,7 +2,7 @@
 /// characters, no padding, and unused trailing bits must be zero. The strict
 /// form means each byte string has exactly one encoding, so a changed
 /// character in a signature always changes the decoded bytes.
-enum Base64URL {
+enum JOSEBase64URL {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
     private static let decodeTable: [UInt8] = {
