@@ -1,5 +1,7 @@
 import Crypto
 import Foundation
+import Synchronization
+import Logging
 import Testing
 import Yams
 
@@ -215,6 +217,38 @@ struct AuthKeysTests {
 
         try write("not a key", "current.pub", in: directory)
         #expect(throws: AuthConfigurationError.self) { try authenticator.reloadKeys() }
+        _ = expectAuthAccepted(authenticator.authenticate(authorizationHeader: "Bearer " + newToken, now: AuthFixture.now))
+    }
+
+    @Test("the key file watcher reloads on a content change only, and keeps the old keys when the new file is bad")
+    func keyFileWatcher() throws {
+        let directory = try AuthFixture.makeTemporaryDirectory()
+        let first = P256.Signing.PrivateKey()
+        let second = P256.Signing.PrivateKey()
+        try write(first.publicKey.pemRepresentation, "current.pub", in: directory)
+        let authenticator = try JWTAuthenticator(
+            configuration: AuthFixture.configuration(keys: [KeyConfiguration(kid: "current", algorithm: .es256, pemFile: "current.pub")]),
+            baseDirectory: directory)
+        let outcomes = Mutex<[Bool]>([])
+        let watcher = KeyFileWatcher(authenticator: authenticator, logger: Logger(label: "test")) { result in
+            outcomes.withLock { $0.append((try? result.get()) != nil) }
+        }
+        let oldToken = try fixture.token(alg: "ES256", kid: "current", signer: .es256(first))
+        let newToken = try fixture.token(alg: "ES256", kid: "current", signer: .es256(second))
+
+        var fingerprint = watcher.fingerprint()
+        fingerprint = watcher.checkOnce(last: fingerprint)
+        #expect(outcomes.withLock { $0 }.isEmpty, "no change, no reload")
+
+        try write(second.publicKey.pemRepresentation, "current.pub", in: directory)
+        fingerprint = watcher.checkOnce(last: fingerprint)
+        #expect(outcomes.withLock { $0 } == [true])
+        _ = expectAuthAccepted(authenticator.authenticate(authorizationHeader: "Bearer " + newToken, now: AuthFixture.now))
+        expectAuthFailure(authenticator.authenticate(authorizationHeader: "Bearer " + oldToken, now: AuthFixture.now), .badSignature)
+
+        try write("not a key", "current.pub", in: directory)
+        _ = watcher.checkOnce(last: fingerprint)
+        #expect(outcomes.withLock { $0 } == [true, false])
         _ = expectAuthAccepted(authenticator.authenticate(authorizationHeader: "Bearer " + newToken, now: AuthFixture.now))
     }
 

@@ -86,7 +86,7 @@ public func buildApplication(
         router: router,
         server: .http1(configuration: http1),
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "moderation-gateway"),
-        services: [core.readiness] + parts.services,
+        services: [core.readiness, KeyFileWatcher(authenticator: core.authenticator, logger: logger.withLabel("auth-keys"))] + parts.services,
         onServerRunning: onServerRunning,
         logger: logger)
     return app
