@@ -28,9 +28,10 @@ final class PeerConnectionCounter: Sendable {
 }
 
 /// Per-connection guard after the HTTP decoder: refuses a peer's connection
-/// beyond `listen.max_connections_per_peer`, and answers 408 and closes when a
-/// request head does not arrive within `timeouts.request` of the connection
-/// opening or of the previous response (headers trickled, or an idle client).
+/// beyond `listen.max_connections_per_peer`, answers 408 and closes when the
+/// first request head does not arrive within `timeouts.request` of the
+/// connection opening (headers trickled, or a client that never sends), and
+/// quietly closes a keep-alive connection left idle that long after a response.
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -42,6 +43,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var peer: String?
     private var timer: Scheduled<Void>?
     private var requestInProgress = false
+    private var servedRequests = 0
 
     init(counter: PeerConnectionCounter, headTimeout: TimeAmount) {
         self.counter = counter
@@ -93,10 +95,19 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func timedOut(context: ChannelHandlerContext) {
         guard !requestInProgress, context.channel.isActive else { return }
+        guard servedRequests == 0 else {
+            // An idle keep-alive connection (a pooled client between requests):
+            // close it quietly. An unsolicited 408 here could be read by the
+            // client as the answer to a request it is sending at that moment.
+            context.close(promise: nil)
+            return
+        }
+        let requestID = UUID().uuidString.lowercased()
         var head = HTTPResponse(status: .requestTimeout)
         head.headerFields[.connection] = "close"
         head.headerFields[.contentType] = "application/problem+json"
-        let body = ByteBuffer(string: "{\"detail\":\"The request head did not arrive in time.\",\"status\":408,\"title\":\"Request Timeout\",\"type\":\"https://moderation-gateway.invalid/problems/request-timeout\"}")
+        head.headerFields[.requestID] = requestID
+        let body = ByteBuffer(string: "{\"detail\":\"The request head did not arrive in time.\",\"instance\":\"\(requestID)\",\"status\":408,\"title\":\"Request Timeout\",\"type\":\"https://moderation-gateway.invalid/problems/request-timeout\"}")
         head.headerFields[.contentLength] = String(body.readableBytes)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
@@ -115,6 +126,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
             requestInProgress = false
+            servedRequests += 1
             armTimer(context: context)
         }
         context.write(data, promise: promise)
