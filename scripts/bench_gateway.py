@@ -39,14 +39,19 @@ def wait_http(url, seconds):
 
 
 def perf(perf_analyzer, url, concurrency, seconds, token=None):
+    fd, csv_path = tempfile.mkstemp(suffix=".csv")
+    os.close(fd)
     cmd = [perf_analyzer, "-m", "identity_fp32", "-u", url, "--shape", "INPUT0:16",
            "--concurrency-range", str(concurrency), "--measurement-interval", str(seconds * 1000),
-           "--stability-percentage", "25", "--max-trials", "6", "--percentile", "99", "-f", "/dev/stdout"]
+           "--stability-percentage", "100", "--max-trials", "10", "--percentile", "99", "-f", csv_path]
     if token:
         cmd += ["-H", f"Authorization: Bearer {token}"]
-    out = run(cmd).stdout
-    start = out.index("Concurrency,")
-    rows = list(csv.DictReader(io.StringIO(out[start:])))
+    try:
+        run(cmd)
+        with open(csv_path) as f:
+            rows = list(csv.DictReader(f))
+    finally:
+        os.unlink(csv_path)
     row = rows[-1]
     return {
         "throughput": float(row["Inferences/Second"]),
