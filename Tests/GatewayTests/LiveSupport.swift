@@ -24,33 +24,46 @@ enum Environment {
     }
 }
 
-/// Runs a program and returns its exit status and combined output.
+/// Runs a program and returns its exit status and combined output (from a file).
+///
+/// posix_spawn and waitpid rather than Foundation's Process: Process notices the
+/// end of a child through an inherited descriptor, which a daemon the child
+/// starts (scripts/triton start) keeps open, so it would wait forever.
 func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (Int32, String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
+    let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-test-\(UUID().uuidString).log").path
+    defer { try? FileManager.default.removeItem(atPath: outputPath) }
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
-    process.environment = env
-    // A file, not a pipe: a child that starts a daemon (scripts/triton start) would keep a pipe open forever.
-    let outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-test-\(UUID().uuidString).log")
-    FileManager.default.createFile(atPath: outputURL.path, contents: nil)
-    let handle = try FileHandle(forWritingTo: outputURL)
-    defer {
-        try? handle.close()
-        try? FileManager.default.removeItem(at: outputURL)
-    }
-    process.standardOutput = handle
-    process.standardError = handle
-    try process.run()
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+    let argv = [executable] + arguments
+    let envp = env.map { "\($0.key)=\($0.value)" }
+    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async {
-            process.waitUntilExit()
-            continuation.resume()
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            var cArgs = argv.map { strdup($0) } + [nil]
+            var cEnv = envp.map { strdup($0) } + [nil]
+            defer {
+                cArgs.forEach { free($0) }
+                cEnv.forEach { free($0) }
+            }
+            var pid: pid_t = 0
+            let rc = posix_spawn(&pid, executable, &actions, nil, &cArgs, &cEnv)
+            guard rc == 0 else {
+                continuation.resume(throwing: POSIXError(POSIXErrorCode(rawValue: rc) ?? .EINVAL))
+                return
+            }
+            var waitStatus: Int32 = 0
+            while waitpid(pid, &waitStatus, 0) == -1 && errno == EINTR {}
+            let exited = (waitStatus & 0x7F) == 0
+            continuation.resume(returning: exited ? (waitStatus >> 8) & 0xFF : 128 + (waitStatus & 0x7F))
         }
     }
-    let data = (try? Data(contentsOf: outputURL)) ?? Data()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+    return (status, output)
 }
 
 /// Direct HTTP to Triton (or the gateway) through the project's client.

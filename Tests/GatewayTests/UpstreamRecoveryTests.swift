@@ -13,8 +13,13 @@ struct UpstreamRecoveryTests {
     static let port = 8320
     static let name = "gateway-recovery-test"
 
+    func note(_ text: String) {
+        print("[recovery-test \(Date())] \(text)")
+    }
+
     func triton(_ arguments: [String]) async throws -> (Int32, String) {
-        try await runProcess("/bin/bash", [Environment.projectRoot.appendingPathComponent("scripts/triton").path] + arguments)
+        note("scripts/triton \(arguments.first ?? "")")
+        return try await runProcess("/bin/bash", [Environment.projectRoot.appendingPathComponent("scripts/triton").path] + arguments)
     }
 
     func startTriton(repo: URL) async throws {
@@ -42,6 +47,7 @@ struct UpstreamRecoveryTests {
                 "routes": "routes:\n  default: moderation\n  models:\n    moderation:\n      model: identity_fp32\n",
                 "upstream": "upstream:\n  circuit_failure_threshold: 2\n  circuit_open_seconds: 1\n",
                 "readiness": "readiness:\n  cache_seconds: 0\n",
+                "timeouts": "timeouts:\n  connect: 1\n  request: 120\n  upstream_deadline: 5\n",
             ])
         let token = try setup.token()
         let body = Array(#"{"inputs":[{"name":"INPUT0","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#.utf8)
@@ -53,12 +59,15 @@ struct UpstreamRecoveryTests {
             }
             #expect(try await infer().status == .ok)
             #expect(try await client.execute(uri: "/readyz", method: .get).status == .ok)
+            note("serving")
 
             let (stopped, output) = try await triton(["stop", "--name", Self.name])
             try #require(stopped == 0, "\(output)")
             let clock = ContinuousClock()
             let start = clock.now
+            note("stopped")
             let down = try await infer()
+            note("down: \(down.status)")
             #expect(clock.now - start < .seconds(2), "connection refused is answered fast")
             #expect(down.status == .badGateway || down.status == .serviceUnavailable)
             #expect(try down.problem().instance == down.headers[.requestIDHeader])
@@ -75,10 +84,15 @@ struct UpstreamRecoveryTests {
             let ready = try await client.execute(uri: "/readyz", method: .get)
             #expect(ready.status == .serviceUnavailable)
 
+            note("restarting")
             try await startTriton(repo: repo)
+            note("restarted")
             var recovered = false
             for _ in 0..<60 {
-                if try await infer().status == .ok, try await client.execute(uri: "/readyz", method: .get).status == .ok {
+                let status = try await infer().status
+                let ready = try await client.execute(uri: "/readyz", method: .get).status
+                note("after restart: infer \(status), readyz \(ready)")
+                if status == .ok, ready == .ok {
                     recovered = true
                     break
                 }

@@ -1,0 +1,83 @@
+import Foundation
+import Gateway
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+/// `POST /v1/moderate` through the real `moderation` ensemble (`TRITON_MODERATION_URL`,
+/// the production repository).
+@Suite(.enabled(if: Environment.moderationURL != nil, "needs TRITON_MODERATION_URL (scripts/test starts it)"), .serialized)
+struct ModerationEndToEndTests {
+    static var sampleImages: [URL] {
+        let folder = Environment.projectRoot.appendingPathComponent("Tests/Fixtures/images")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return names.filter { ["jpg", "jpeg", "png", "webp", "gif", "bmp"].contains(($0 as NSString).pathExtension.lowercased()) }
+            .sorted().map { folder.appendingPathComponent($0) }
+    }
+
+    static func mediaType(_ url: URL) -> String {
+        switch url.pathExtension.lowercased() {
+        case "jpg", "jpeg": return "image/jpeg"
+        default: return "image/\(url.pathExtension.lowercased())"
+        }
+    }
+
+    func withGateway(_ body: @Sendable (any TestClientProtocol, TestSetup) async throws -> Void) async throws {
+        let setup = try TestSetup()
+        var overrides = [
+            "timeouts": "timeouts:\n  connect: 2\n  request: 30\n  upstream_deadline: 60\n",
+            "limits": "limits:\n  max_body_bytes: 8388608\n  max_image_pixels: 40000000\n  max_concurrent_upstream: 16\n",
+        ]
+        overrides["routes"] = "routes:\n  default: moderation\n  models:\n    moderation:\n      model: moderation\n"
+        let configuration = try setup.configuration(tritonURL: Environment.moderationURL ?? "", overrides: overrides)
+        let app = try buildApplication(configuration: configuration, logger: quietLogger())
+        try await app.test(.live) { client in try await body(client, setup) }
+    }
+
+    @Test func moderatesEverySampleImageRawAndAsJSON() async throws {
+        let images = Self.sampleImages
+        try #require(!images.isEmpty, "no sample images in Tests/Fixtures/images")
+        try await withGateway { client, setup in
+            let token = try setup.token(roles: ["client"])
+            for image in images {
+                let bytes = [UInt8](try Data(contentsOf: image))
+                let raw = try await client.execute(
+                    uri: "/v1/moderate", method: .post,
+                    headers: fields([(.authorization, "Bearer \(token)"), (.contentType, Self.mediaType(image))]), body: ByteBuffer(bytes: bytes))
+                #expect(raw.status == .ok, "\(image.lastPathComponent): \(raw.text)")
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(buffer: raw.body)) as? [String: Any])
+                #expect(["allow", "review", "block"].contains(object["decision"] as? String ?? ""), "\(image.lastPathComponent)")
+                #expect(object["reasons"] is [Any])
+                #expect(object["scores"] is [String: Any])
+                #expect(object["text"] is String)
+                #expect((object["model"] as? [String: Any])?["name"] as? String == "moderation")
+                #expect(object["request_id"] as? String == raw.headers[.requestIDHeader])
+
+                let json = try await client.execute(
+                    uri: "/v1/moderate", method: .post,
+                    headers: fields([(.authorization, "Bearer \(token)"), (.contentType, "application/json")]),
+                    body: ByteBuffer(string: "{\"image\":\"\(Data(bytes).base64EncodedString())\"}"))
+                #expect(json.status == .ok)
+                let again = try JSONSerialization.jsonObject(with: Data(buffer: json.body)) as? [String: Any]
+                #expect(again?["decision"] as? String == object["decision"] as? String, "same image, same decision")
+            }
+        }
+    }
+
+    @Test func undecodableImageIs422FromThePreprocessRefusal() async throws {
+        try await withGateway { client, setup in
+            let token = try setup.token(roles: ["client"])
+            // A real JPEG header (so the gateway's checks pass) followed by garbage.
+            var bytes = Array([UInt8](try Data(contentsOf: Self.sampleImages.first { $0.pathExtension == "jpg" } ?? Self.sampleImages[0])).prefix(600))
+            bytes += [UInt8](repeating: 0x00, count: 64)
+            let response = try await client.execute(
+                uri: "/v1/moderate", method: .post, headers: fields([(.authorization, "Bearer \(token)"), (.contentType, "image/jpeg")]),
+                body: ByteBuffer(bytes: bytes))
+            #expect(response.status == .unprocessableContent, "\(response.text)")
+            #expect(response.headers[.contentType] == "application/problem+json")
+            #expect(!response.text.contains("ensemble"))
+        }
+    }
+}
