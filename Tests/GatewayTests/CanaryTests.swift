@@ -1,0 +1,235 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import Gateway
+
+/// A clock tests move by hand.
+final class ManualClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    var read: TrafficClock { { [self] in self.current } }
+
+    var current: Date {
+        lock.lock()
+        defer { lock.unlock() }
+        return now
+    }
+
+    func advance(_ seconds: Double) {
+        lock.lock()
+        now = now.addingTimeInterval(seconds)
+        lock.unlock()
+    }
+}
+
+func canaryYAML(candidateWeight: Int = 10, steps: String? = nil, failureLimit: Int = 2) -> String {
+    let baselineWeight = 100 - candidateWeight
+    return """
+        routes:
+          moderation:
+            variants:
+              - {name: baseline, model: moderation, version: 1, weight: \(baselineWeight)}
+              - {name: candidate, model: moderation, version: 2, weight: \(candidateWeight)}
+            canary:
+              candidate: candidate
+              baseline: baseline
+              window_seconds: 10
+              min_requests: 20
+              max_error_rate: 0.05
+              max_p95_latency_ratio: 1.5
+              failure_limit: \(failureLimit)
+        \(steps.map { "      promotion_steps: \($0)" } ?? "")
+        """
+}
+
+struct CanaryFixture {
+    let clock = ManualClock()
+    let events = CollectedAdminEvents()
+    let stateFile: URL
+    let router: TrafficRouter
+
+    init(_ yaml: String, stateFile: URL? = nil, instance: String = "replica-a") throws {
+        self.stateFile = try stateFile ?? trafficTestDirectory("canary").appendingPathComponent("canary-state.json")
+        router = TrafficRouter.make(
+            configuration: try parseTraffic(yaml),
+            canarySettings: .init(stateFile: self.stateFile, instanceID: instance, clock: clock.read),
+            logger: Logger(label: "test"), adminEvents: events
+        )
+    }
+
+    /// Feeds one window of traffic, then closes it.
+    func window(candidate: Int, candidateErrors: Int = 0, candidateLatency: Double = 0.020,
+                baseline: Int = 200, baselineLatency: Double = 0.020) async {
+        let c = RouteDecision(route: "moderation", variant: "candidate", model: "moderation", version: "2", revision: "r")
+        let b = RouteDecision(route: "moderation", variant: "baseline", model: "moderation", version: "1", revision: "r")
+        for index in 0..<candidate {
+            router.observe(c, outcome: UpstreamOutcome(isServerError: index < candidateErrors, latencySeconds: candidateLatency))
+        }
+        for _ in 0..<baseline {
+            router.observe(b, outcome: UpstreamOutcome(isServerError: false, latencySeconds: baselineLatency))
+        }
+        clock.advance(10)
+        await router.canary.tick()
+    }
+
+    var candidateWeight: Double? {
+        router.status().routes.first?.variants.first { $0.name == "candidate" }?.weightInForce
+    }
+
+    var phase: CanaryPhase? { router.canary.status(route: "moderation")?.phase }
+
+    /// Share of 4 000 subjects routed to the candidate.
+    func candidateShare() -> Double {
+        var hits = 0
+        for index in 0..<4_000
+        where router.resolve(route: "moderation", stickyKey: "s\(index)", headers: [])?.variant == "candidate" {
+            hits += 1
+        }
+        return Double(hits) / 4_000
+    }
+}
+
+@Suite("Canary analysis")
+struct CanaryTests {
+    @Test("a candidate with too many server errors is rolled back at the failure limit, with an audit event")
+    func failingCandidateRolledBack() async throws {
+        let f = try CanaryFixture(canaryYAML(failureLimit: 2))
+        #expect(f.candidateWeight == 10)
+        await f.window(candidate: 40, candidateErrors: 8)  // 20 % errors
+        #expect(f.phase == .observing)
+        #expect(f.router.canary.status(route: "moderation")?.failedWindows == 1)
+        #expect(f.events.kinds.isEmpty)
+        await f.window(candidate: 40, candidateErrors: 8)
+        #expect(f.phase == .rolledBack)
+        #expect(f.candidateWeight == 0)
+        #expect(f.router.status().routes.first?.variants.first?.weightInForce == 100)
+        #expect(f.candidateShare() == 0)
+        #expect(f.events.kinds == ["canary_rollback"])
+        let details = try #require(f.events.details(of: "canary_rollback"))
+        #expect(details["reasons"] == .array(["error_rate"]))
+        #expect(details["failed_windows"] == .int(2))
+        if case .array(let evidence)? = details["evidence"] { #expect(evidence.count == 2) } else { Issue.record("no evidence") }
+        // Status keeps the evidence for the admin API.
+        let status = try #require(f.router.canary.status(route: "moderation"))
+        #expect(status.recentWindows.count == 2 && status.recentWindows.allSatisfy { $0.verdict == "fail" })
+        #expect(status.recentWindows.last?.candidate.serverErrors == 8)
+        // A rolled back candidate gets no more windows.
+        await f.window(candidate: 0)
+        #expect(f.events.kinds == ["canary_rollback"])
+    }
+
+    @Test("only the candidate's buckets move on rollback, all to the baseline")
+    func rollbackMovesOnlyCandidateBuckets() async throws {
+        let f = try CanaryFixture(canaryYAML(failureLimit: 1))
+        let subjects = (0..<3_000).map { "u\($0)" }
+        let before = subjects.map { f.router.resolve(route: "moderation", stickyKey: $0, headers: [])?.variant }
+        await f.window(candidate: 30, candidateErrors: 30)
+        #expect(f.phase == .rolledBack)
+        for (index, subject) in subjects.enumerated() {
+            let after = f.router.resolve(route: "moderation", stickyKey: subject, headers: [])?.variant
+            #expect(after == "baseline")
+            if before[index] == "baseline" { #expect(after == before[index]) }
+        }
+    }
+
+    @Test("a slow candidate fails on p95 latency; a healthy one is never rolled back")
+    func latencyAndHealthy() async throws {
+        let slow = try CanaryFixture(canaryYAML(failureLimit: 2))
+        await slow.window(candidate: 50, candidateLatency: 0.080, baselineLatency: 0.020)
+        await slow.window(candidate: 50, candidateLatency: 0.080, baselineLatency: 0.020)
+        #expect(slow.phase == .rolledBack)
+        #expect(slow.events.details(of: "canary_rollback")?["reasons"] == .array(["p95_latency"]))
+
+        let healthy = try CanaryFixture(canaryYAML(failureLimit: 1))
+        for _ in 0..<10 {
+            await healthy.window(candidate: 50, candidateErrors: 1, candidateLatency: 0.024, baselineLatency: 0.020)
+        }
+        #expect(healthy.phase == .observing)
+        #expect(healthy.candidateWeight == 10)
+        #expect(healthy.router.canary.status(route: "moderation")?.passedWindows == 10)
+        #expect(healthy.events.kinds.isEmpty)
+    }
+
+    @Test("windows with fewer than the minimum candidate requests are not judged")
+    func insufficientWindows() async throws {
+        let f = try CanaryFixture(canaryYAML(failureLimit: 1))
+        for _ in 0..<5 { await f.window(candidate: 19, candidateErrors: 19) }
+        #expect(f.phase == .observing)
+        #expect(f.router.canary.status(route: "moderation")?.recentWindows.allSatisfy { $0.verdict == "insufficient" } == true)
+    }
+
+    @Test("promotion steps: a healthy candidate steps up after each passing window, never past the file weight")
+    func promotionSteps() async throws {
+        let f = try CanaryFixture(canaryYAML(candidateWeight: 40, steps: "[5, 20, 60]"))
+        #expect(f.phase == .promoting)
+        #expect(f.candidateWeight == 5)
+        #expect(abs(f.candidateShare() - 0.05) < 0.02)
+        await f.window(candidate: 19)  // insufficient: no step
+        #expect(f.candidateWeight == 5)
+        await f.window(candidate: 30)
+        #expect(f.candidateWeight == 20)
+        #expect(abs(f.candidateShare() - 0.20) < 0.03)
+        await f.window(candidate: 60)
+        #expect(f.candidateWeight == 40)  // step 60 capped at the file's 40
+        #expect(f.phase == .promoted)
+        await f.window(candidate: 60)
+        #expect(f.candidateWeight == 40)
+        #expect(f.events.kinds == ["canary_promotion", "canary_promotion"])
+        // A failing promoted candidate is still rolled back.
+        await f.window(candidate: 60, candidateErrors: 30)
+        await f.window(candidate: 60, candidateErrors: 30)
+        #expect(f.phase == .rolledBack && f.candidateWeight == 0)
+    }
+
+    @Test("a rollback survives a restart and is cleared when the operator changes the route")
+    func rollbackPersists() async throws {
+        let first = try CanaryFixture(canaryYAML(failureLimit: 1))
+        await first.window(candidate: 30, candidateErrors: 30)
+        #expect(first.phase == .rolledBack)
+        // "Restart": a new router and controller reading the same state file.
+        let restarted = try CanaryFixture(canaryYAML(failureLimit: 1), stateFile: first.stateFile)
+        #expect(restarted.phase == .rolledBack)
+        #expect(restarted.candidateWeight == 0)
+        #expect(restarted.candidateShare() == 0)
+        #expect(restarted.router.canary.status(route: "moderation")?.decidedBy == "replica-a")
+        // The operator edits the route (new weight): a new revision, a fresh canary.
+        restarted.router.apply(try parseTraffic(canaryYAML(candidateWeight: 12, failureLimit: 1)))
+        #expect(restarted.phase == .observing)
+        #expect(restarted.candidateWeight == 12)
+        // Restarting with the edited file also starts fresh.
+        let again = try CanaryFixture(canaryYAML(candidateWeight: 12, failureLimit: 1), stateFile: first.stateFile)
+        #expect(again.phase == .observing)
+    }
+
+    @Test("a rollback decided by one replica reaches another through the state file")
+    func rollbackReachesOtherReplicas() async throws {
+        let a = try CanaryFixture(canaryYAML(failureLimit: 1), instance: "replica-a")
+        let b = try CanaryFixture(canaryYAML(failureLimit: 1), stateFile: a.stateFile, instance: "replica-b")
+        await a.window(candidate: 30, candidateErrors: 30)
+        #expect(a.phase == .rolledBack)
+        #expect(b.phase == .observing)
+        await b.router.canary.tick()
+        #expect(b.phase == .rolledBack)
+        #expect(b.candidateWeight == 0)
+        #expect(b.events.kinds == ["canary_rollback_adopted"])
+        // B's own healthy windows never undo it, and the file keeps the rollback.
+        await b.window(candidate: 50)
+        let data = try Data(contentsOf: a.stateFile)
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let file = try decoder.decode(CanaryStateFile.self, from: data)
+        #expect(file.routes["moderation"]?.phase == .rolledBack)
+        #expect(file.routes["moderation"]?.decidedBy == "replica-a")
+    }
+
+    @Test("p95 from the histogram is close to the true p95")
+    func histogramQuantile() {
+        var histogram = LatencyHistogram()
+        for index in 1...1_000 { histogram.record(Double(index) / 1_000) }  // 1 ms … 1 s
+        let p95 = histogram.quantile(0.95)
+        #expect(p95.map { abs($0 - 0.95) / 0.95 < 0.11 } == true)
+        #expect(LatencyHistogram().quantile(0.95) == nil)
+    }
+}
