@@ -18,6 +18,9 @@ extension InferenceServerClient {
         public var responseCompression: CompressionAlgorithm? = nil
         /// Headers sent with every call (before each call's own headers).
         public var headers: [(String, String)] = []
+        /// Largest response body accepted; a bigger one fails the call with
+        /// ``TritonClientError/Code/malformedResponse`` instead of exhausting memory.
+        public var maxResponseBytes: Int = 1 << 30
         /// Let libcurl print its protocol trace to stderr.
         public var verbose: Bool = false
 

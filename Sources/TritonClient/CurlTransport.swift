@@ -22,7 +22,7 @@ struct TransportResponse: Sendable {
 
     /// The value of the first header named `name` (case-insensitive).
     func header(_ name: String) -> String? {
-        headers.first(where: { $0.0.caseInsensitiveCompare(name) == .orderedSame })?.1
+        headers.first(where: { asciiCaseInsensitiveEquals($0.0.utf8, name) })?.1
     }
 }
 
@@ -66,6 +66,8 @@ final class CurlTransfer: @unchecked Sendable {
     let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
     var responseHeaders: [(String, String)] = []
     var responseBody: [UInt8] = []
+    var maxResponseBytes = Int.max
+    var responseTooLarge = false
     var finished = false
 
     init(request: TransportRequest) {
@@ -99,6 +101,14 @@ struct CurlSettings: Sendable {
     var verifyPeer: Bool
     var verifyHost: Bool
     var verbose: Bool
+    var maxResponseBytes: Int = 1 << 30
+
+    /// libcurl before 8.0 breaks a reused HTTP/2 prior-knowledge connection ("Error in the
+    /// HTTP2 framing layer", curl/curl#10634, fixed in 8.0.0), so there each call gets a fresh one.
+    var forbidReuse: Bool {
+        guard httpVersion == 5, let info = curl_version_info(CURLVERSION_ELEVENTH) else { return false }
+        return info.pointee.version_num < 0x08_00_00
+    }
 }
 
 private let curlGlobalInit: Bool = {
@@ -114,6 +124,7 @@ private let curlGlobalInit: Bool = {
 final class CurlMultiLoop: @unchecked Sendable {
     private let multi: UnsafeMutableRawPointer
     private let settings: CurlSettings
+    private let forbidReuse: Bool
     private let lock = NSLock()
     private var pending: [CurlTransfer] = []
     private var cancellations: [CurlTransfer] = []
@@ -132,12 +143,14 @@ final class CurlMultiLoop: @unchecked Sendable {
         }
         self.multi = multi
         self.settings = settings
+        self.forbidReuse = settings.forbidReuse
         if settings.maxConnectionsPerHost > 0 {
             _ = ccurl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, settings.maxConnectionsPerHost)
             _ = ccurl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, max(settings.maxConnectionsPerHost, 4))
         }
-        // HTTP/2: multiplex streams over one connection.
-        _ = ccurl_multi_setopt_long(multi, CURLMOPT_PIPELINING, 2)
+        // HTTP/2: multiplex streams over one connection (CURLPIPE_MULTIPLEX), unless the
+        // libcurl in use cannot reuse the connection at all.
+        _ = ccurl_multi_setopt_long(multi, CURLMOPT_PIPELINING, settings.forbidReuse ? 0 : 2)
         let thread = Thread { [self] in self.run() }
         thread.name = "triton-client-curl"
         thread.start()
@@ -218,6 +231,7 @@ final class CurlMultiLoop: @unchecked Sendable {
             return
         }
         transfer.easy = easy
+        transfer.maxResponseBytes = settings.maxResponseBytes
         if let error = configure(easy.raw, for: transfer) {
             recycle(easy)
             transfer.easy = nil
@@ -277,6 +291,11 @@ final class CurlMultiLoop: @unchecked Sendable {
             transfer.responseHeaders = []
             return .success(response)
         }
+        if transfer.responseTooLarge {
+            return .failure(TritonClientError(
+                code: .malformedResponse,
+                message: "the response is larger than the \(settings.maxResponseBytes)-byte limit"))
+        }
         let detail = String(cString: transfer.errorBuffer)
         let text = detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail
         let curlCode = Int(result.rawValue)
@@ -309,7 +328,8 @@ final class CurlMultiLoop: @unchecked Sendable {
             check(ccurl_easy_setopt_long(h, CURLOPT_TIMEOUT_MS, timeout.roundedUpMilliseconds))
         }
         check(ccurl_easy_setopt_long(h, CURLOPT_HTTP_VERSION, settings.httpVersion))
-        if settings.http2 { check(ccurl_easy_setopt_long(h, CURLOPT_PIPEWAIT, 1)) }
+        if settings.http2, !forbidReuse { check(ccurl_easy_setopt_long(h, CURLOPT_PIPEWAIT, 1)) }
+        if forbidReuse { check(ccurl_easy_setopt_long(h, CURLOPT_FORBID_REUSE, 1)) }
         if let encoding = request.acceptEncoding { check(ccurl_easy_setopt_cstr(h, CURLOPT_ACCEPT_ENCODING, encoding)) }
         if let ca = settings.caFile { check(ccurl_easy_setopt_cstr(h, CURLOPT_CAINFO, ca)) }
         if let cert = settings.certificateFile { check(ccurl_easy_setopt_cstr(h, CURLOPT_SSLCERT, cert)) }
@@ -377,6 +397,10 @@ private func curlWriteCallback(
     let length = size * count
     guard let context else { return 0 }
     let transfer = Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue()
+    if transfer.responseBody.count + length > transfer.maxResponseBytes {
+        transfer.responseTooLarge = true
+        return 0  // makes libcurl abort the transfer
+    }
     if let data, length > 0 {
         transfer.responseBody.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length))
     }
@@ -400,13 +424,29 @@ private func curlHeaderCallback(
         return length
     }
     guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return length }
-    let name = String(decoding: line[line.startIndex..<colon], as: UTF8.self)
-    let value = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+    var valueStart = colon + 1
+    while valueStart < line.endIndex, line[valueStart] == 0x20 || line[valueStart] == 0x09 { valueStart += 1 }
+    var valueEnd = line.endIndex
+    while valueEnd > valueStart, line[valueEnd - 1] == 0x20 || line[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+    let nameBytes = line[line.startIndex..<colon]
+    let name = String(decoding: nameBytes, as: UTF8.self)
+    let value = String(decoding: line[valueStart..<valueEnd], as: UTF8.self)
     transfer.responseHeaders.append((name, value))
-    if name.caseInsensitiveCompare("content-length") == .orderedSame, let expected = Int(value),
-        expected > 0, expected < 1 << 30
+    if asciiCaseInsensitiveEquals(nameBytes, "content-length"), let expected = Int(value), expected > 0,
+        expected <= transfer.maxResponseBytes
     {
         transfer.responseBody.reserveCapacity(expected)
     }
     return length
+}
+
+/// Compares header names without Foundation (they are ASCII by definition).
+func asciiCaseInsensitiveEquals(_ bytes: some Collection<UInt8>, _ name: String) -> Bool {
+    guard bytes.count == name.utf8.count else { return false }
+    for (a, b) in zip(bytes, name.utf8) {
+        let la = (a >= 0x41 && a <= 0x5A) ? a | 0x20 : a
+        let lb = (b >= 0x41 && b <= 0x5A) ? b | 0x20 : b
+        if la != lb { return false }
+    }
+    return true
 }

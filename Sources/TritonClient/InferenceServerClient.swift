@@ -38,7 +38,8 @@ public final class InferenceServerClient: Sendable {
     public let url: String
     public let configuration: Configuration
     private let logger: Logger
-    private let loop: CurlMultiLoop
+    /// The curl thread's loop (internal so tests can watch it end).
+    let loop: CurlMultiLoop
 
     /// Creates a client for the Triton at `url` (`http://host:port`, `https://…`, or `host:port`).
     public init(url: String, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "TritonClient"))
@@ -67,7 +68,8 @@ public final class InferenceServerClient: Sendable {
             privateKeyFile: configuration.tls.privateKeyFile,
             verifyPeer: configuration.tls.verifyPeer,
             verifyHost: configuration.tls.verifyHost,
-            verbose: configuration.verbose))
+            verbose: configuration.verbose,
+            maxResponseBytes: max(configuration.maxResponseBytes, 0)))
     }
 
     deinit { loop.shutdown() }
@@ -173,7 +175,12 @@ public final class InferenceServerClient: Sendable {
     }()
 
     static func percentEncode(_ text: String) -> String {
-        text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? ""
+        let plain = text.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                || c == 0x2D || c == 0x2E || c == 0x5F || c == 0x7E
+        }
+        if plain { return text }
+        return text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? ""
     }
 
     static func queryString(_ query: [(String, String)]) -> String {
@@ -256,7 +263,7 @@ public final class InferenceServerClient: Sendable {
         try Self.checkStatus(response)
         var headerLength: Int?
         if let value = response.header("Inference-Header-Content-Length") {
-            guard let length = Int(value.trimmingCharacters(in: .whitespaces)) else {
+            guard let length = Int(value) else {
                 throw .malformed("Inference-Header-Content-Length '\(value)' is not a number")
             }
             headerLength = length
