@@ -50,7 +50,8 @@ struct Serve: AsyncParsableCommand {
         }
         var logger = Logger(label: "moderation-gateway")
         logger.logLevel = level
-        let app = try buildApplication(configuration: configuration, logger: logger)
+        // Audit log, traffic router and canary when configured; a refused traffic file stops the start.
+        let app = try await buildGatewayApplication(configuration: configuration, logger: logger)
         logger.notice("gateway starting", metadata: [
             "listen.host": .string(configuration.listen.host), "listen.port": .stringConvertible(configuration.listen.port),
             "triton.url": .string(configuration.triton.url),
@@ -128,11 +129,17 @@ struct Audit: AsyncParsableCommand {
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Verify audit log files.",
-            discussion: "Checks framing, sequence numbers and the hash chain of each file; reports the first break and exits non-zero.")
-        @Argument(help: "Audit log files, oldest first.") var paths: [String]
+            discussion: """
+                Checks framing, sequence numbers and the hash chain of every chain found in the given \
+                files and folders (one chain per instance id, across rotated files); reports the first \
+                break with file, line and sequence. Exit status: 0 every chain verifies, 2 the only \
+                problem is a torn final record (a crash mid-write), 1 a chain is broken.
+                """)
+        @Argument(help: "Audit log files or folders holding audit-<instance>-<n>.jsonl files.") var paths: [String]
+        @Flag(help: "Print the report as JSON.") var json = false
 
         func run() async throws {
-            let code = verifyAuditLogs(paths: paths)
+            let code = verifyAuditLogs(paths: paths, json: json)
             if code != 0 { throw ExitCode(code) }
         }
     }

@@ -15,6 +15,8 @@ Models:
   add_sub                INPUT0, INPUT1 -> OUTPUT0 = sum, OUTPUT1 = difference
   failing                always fails with "fixture failure: ..."
   slow                   sleeps `delay_ms` (request parameter, default 2000) ms
+  flaky                  FP32 identity that fails a `fail_fraction` of requests and/or sleeps
+                         `delay_ms` (request parameters): a canary candidate that misbehaves on purpose
   classifier             FP32 scores with a labels file (classification extension)
   accumulator            sequence model: running sum per correlation id
   onnx_add               ONNX graph run by the onnxruntime backend (sum of two inputs)
@@ -164,6 +166,17 @@ def build(repo):
             [tensor("OUTPUT0", "TYPE_FP32", [-1])],
             # Several instances so one sleeping request does not block the next test.
         ).replace("count: 1", "count: 4"),
+    )
+    python_model(
+        repo,
+        "flaky",
+        "flaky.py",
+        config(
+            "flaky",
+            "python",
+            [tensor("INPUT0", "TYPE_FP32", [-1])],
+            [tensor("OUTPUT0", "TYPE_FP32", [-1])],
+        ).replace("count: 1", "count: 2"),
     )
     python_model(
         repo,
