@@ -176,6 +176,8 @@ def build(repo):
             "python",
             [tensor("INPUT0", "TYPE_FP32", [-1])],
             [tensor("OUTPUT0", "TYPE_FP32", [-1])],
+            # Batched like identity_fp32, so the same request fits both (a canary pair).
+            max_batch_size=8,
         ).replace("count: 1", "count: 2"),
     )
     python_model(

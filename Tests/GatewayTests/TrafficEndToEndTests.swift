@@ -136,7 +136,7 @@ struct TrafficEndToEndTests {
                 }
                 for round in 0..<10 {
                     try await Task.sleep(for: .milliseconds(400))
-                    let a = round % 2 == 0 ? 90 : 10
+                    let a = [90, 10, 80, 20, 70, 30, 60, 40, 85, 15][round]
                     if round % 3 == 0 {
                         try env.rewriteTrafficInPlace(Self.split(a, 100 - a))
                     } else {
@@ -261,11 +261,11 @@ struct TrafficEndToEndTests {
               broken:
                 variants:
                   - {name: live, model: identity_fp32, weight: 100}
-                  - {name: shadow, model: failing, weight: 0}
+                  - {name: shadow, model: flaky, weight: 0}
                 mirror: {variant: shadow, fraction: 1.0}
             """)
         let before = try await inferenceCount(env.tritonURL, model: "identity_fp32_batched")
-        let failingBefore = try await inferenceCount(env.tritonURL, model: "failing")
+        let failingBefore = try await inferenceCount(env.tritonURL, model: "flaky")
         try await env.withGateway { port in
             let caller = try Caller(port: port, token: try env.setup.token(subject: "mirror-user", roles: ["admin"]))
             for _ in 0..<20 {
@@ -277,7 +277,8 @@ struct TrafficEndToEndTests {
                 try await inferenceCount(env.tritonURL, model: "identity_fp32_batched") - before >= 20
             }, "every request was mirrored to the shadow model")
             for _ in 0..<20 {
-                let response = try await caller.infer("broken")
+                // The shadow (flaky) fails every copy with a 500; the live variant ignores the parameter.
+                let response = try await caller.infer("broken", parameters: #"{"fail_fraction":1}"#)
                 #expect(response.status == 200)
                 #expect(response.header("X-Model-Name") == "identity_fp32")
             }
@@ -287,7 +288,7 @@ struct TrafficEndToEndTests {
                 let mirror = routeStatus(status, "broken")?["mirror"] as? [String: Any]
                 return (mirror?["errors"] as? Int ?? 0) >= 20
             }, "the mirror's failures are counted")
-            #expect(try await inferenceCount(env.tritonURL, model: "failing") - failingBefore >= 20)
+            #expect(try await inferenceCount(env.tritonURL, model: "flaky") - failingBefore >= 20)
             let metrics = try await caller.call("GET", "/metrics")
             let text = String(decoding: metrics.body, as: UTF8.self)
             #expect(text.contains("gateway_mirror_requests_total"))

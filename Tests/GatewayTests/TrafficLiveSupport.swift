@@ -70,13 +70,19 @@ struct TrafficSetup {
 struct Caller: Sendable {
     let client: InferenceServerClient
     let token: String
+    let port: Int
 
     init(port: Int, token: String) throws {
         client = try InferenceServerClient(url: "http://127.0.0.1:\(port)")
         self.token = token
+        self.port = port
     }
 
     func call(_ method: String, _ path: String, body: [UInt8] = [], contentType: String? = "application/json") async throws -> RawHTTPResponse {
+        if !path.hasPrefix("/v2/") {
+            // The Triton client only speaks /v2; the gateway's own routes go over a plain socket.
+            return try await plainHTTP(port: port, method: method, path: path, token: token, body: body, contentType: contentType)
+        }
         var headers = [("Authorization", "Bearer \(token)")]
         if let contentType, !body.isEmpty { headers.append(("Content-Type", contentType)) }
         return try await client.execute(RawHTTPRequest(method: method, path: path, headers: headers, body: body, timeout: .seconds(30)))
@@ -141,4 +147,28 @@ func gatewayExecutable() -> URL? {
     }
     candidates.append(Environment.projectRoot.appendingPathComponent(".build/debug/moderation-gateway"))
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+}
+
+/// One HTTP/1.1 exchange over a fresh socket (`Connection: close`), for the
+/// gateway's non-KServe routes (admin API, metrics, health).
+func plainHTTP(port: Int, method: String, path: String, token: String?, body: [UInt8] = [], contentType: String? = nil) async throws -> RawHTTPResponse {
+    try await Task.detached {
+        let socket = try RawSocket(port: port)
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
+        if let token { head += "Authorization: Bearer \(token)\r\n" }
+        if let contentType, !body.isEmpty { head += "Content-Type: \(contentType)\r\n" }
+        socket.send(head + "\r\n")
+        if !body.isEmpty { socket.send(String(decoding: body, as: UTF8.self)) }
+        let text = socket.readAll()
+        guard let split = text.range(of: "\r\n\r\n") else { throw POSIXError(.EPROTO) }
+        let lines = text[..<split.lowerBound].components(separatedBy: "\r\n")
+        let statusParts = lines.first?.split(separator: " ") ?? []
+        guard statusParts.count >= 2, let status = Int(statusParts[1]) else { throw POSIXError(.EPROTO) }
+        var headers: [(String, String)] = []
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        return RawHTTPResponse(status: status, headers: headers, body: Array(text[split.upperBound...].utf8))
+    }.value
 }

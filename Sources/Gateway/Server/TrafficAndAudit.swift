@@ -202,8 +202,8 @@ extension GatewayCore {
                 outcome = "failed"
             }
             let seconds = (clock.now - start).seconds
-            router.observeMirror(target, outcome: UpstreamOutcome(isServerError: outcome == "upstream_error" || outcome == "failed",
-                                                                  latencySeconds: seconds))
+            // The admin API counts every copy that did not get a 2xx as a mirror error.
+            router.observeMirror(target, outcome: UpstreamOutcome(isServerError: outcome != "ok", latencySeconds: seconds))
             CoreMetrics.Counter(label: "gateway_mirror_requests_total",
                                 dimensions: [("route", target.route), ("variant", target.variant), ("outcome", outcome)], factory: factory)
                 .increment()
