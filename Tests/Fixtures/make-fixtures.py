@@ -15,6 +15,7 @@ Models:
   add_sub                INPUT0, INPUT1 -> OUTPUT0 = sum, OUTPUT1 = difference
   failing                always fails with "fixture failure: ..."
   slow                   sleeps `delay_ms` (request parameter, default 2000) ms
+  variant_a, variant_b   FP32 identities (batched, 8) used only by the traffic tests
   flaky                  FP32 identity that fails a `fail_fraction` of requests and/or sleeps
                          `delay_ms` (request parameters): a canary candidate that misbehaves on purpose
   classifier             FP32 scores with a labels file (classification extension)
@@ -167,6 +168,21 @@ def build(repo):
             # Several instances so one sleeping request does not block the next test.
         ).replace("count: 1", "count: 4"),
     )
+    # Two interchangeable FP32 identities for the traffic tests (A/B, canary baseline,
+    # mirror), so their inference counts are not disturbed by other suites.
+    for name in ("variant_a", "variant_b"):
+        python_model(
+            repo,
+            name,
+            "identity.py",
+            config(
+                name,
+                "python",
+                [tensor("INPUT0", "TYPE_FP32", [-1])],
+                [tensor("OUTPUT0", "TYPE_FP32", [-1])],
+                max_batch_size=8,
+            ),
+        )
     python_model(
         repo,
         "flaky",

@@ -56,7 +56,7 @@ struct AuditEndToEndTests {
             }
             let caller = try Caller(port: port, token: try env.setup.token(subject: "auditee", roles: ["admin"]))
             for _ in 0..<10 { note(try await caller.infer("ab")) }
-            note(try await caller.call("GET", "/v2/models/identity_fp32"))
+            note(try await caller.call("GET", "/v2/models/variant_a"))
             let anonymous = try InferenceServerClient(url: "http://127.0.0.1:\(port)")
             for _ in 0..<3 {
                 note(try await anonymous.execute(RawHTTPRequest(method: "POST", path: "/v2/models/ab/infer",
@@ -93,7 +93,7 @@ struct AuditEndToEndTests {
         #expect(infer["roles"] as? [String] == ["admin"])
         #expect(infer["route"] as? String == "ab")
         #expect(["a", "b"].contains(infer["variant"] as? String ?? ""))
-        #expect(["identity_fp32", "identity_fp32_batched"].contains(infer["model"] as? String ?? ""))
+        #expect(["variant_a", "variant_b"].contains(infer["model"] as? String ?? ""))
         #expect((infer["revision"] as? String)?.count == 12)
         #expect(infer["upstream_status"] as? Int == 200)
         #expect(infer["input_bytes"] as? Int == body.count)

@@ -15,8 +15,8 @@ struct TrafficEndToEndTests {
         routes:
           \(route):
             variants:
-              - {name: a, model: identity_fp32, weight: \(a)}
-              - {name: b, model: identity_fp32_batched, weight: \(b)}
+              - {name: a, model: variant_a, weight: \(a)}
+              - {name: b, model: variant_b, weight: \(b)}
         \(extra)
         """
     }
@@ -24,8 +24,8 @@ struct TrafficEndToEndTests {
     @Test("50/50: subjects land on both variants, each subject always on the same one; headers and Triton agree")
     func abSplitIsStickyAndVisible() async throws {
         try env.writeTraffic(Self.split(50, 50))
-        let beforeA = try await inferenceCount(env.tritonURL, model: "identity_fp32")
-        let beforeB = try await inferenceCount(env.tritonURL, model: "identity_fp32_batched")
+        let beforeA = try await inferenceCount(env.tritonURL, model: "variant_a")
+        let beforeB = try await inferenceCount(env.tritonURL, model: "variant_b")
         try await env.withGateway { port in
             let admin = try Caller(port: port, token: try env.adminToken())
             let (_, status) = try await admin.json("/admin/traffic")
@@ -40,15 +40,15 @@ struct TrafficEndToEndTests {
                     let variant = try #require(response.header("X-Moderation-Variant"))
                     variants.insert(variant)
                     #expect(response.header("X-Moderation-Route") == "ab")
-                    #expect(response.header("X-Model-Name") == (variant == "a" ? "identity_fp32" : "identity_fp32_batched"))
+                    #expect(response.header("X-Model-Name") == (variant == "a" ? "variant_a" : "variant_b"))
                     #expect(revision.hasPrefix(response.header("X-Traffic-Revision") ?? "-"))
                 }
                 #expect(variants.count == 1, "user-\(index) moved between variants: \(variants)")
                 seen[variants.first ?? "", default: 0] += 1
             }
             #expect((seen["a"] ?? 0) >= 3 && (seen["b"] ?? 0) >= 3, "both variants serve subjects: \(seen)")
-            let afterA = try await inferenceCount(env.tritonURL, model: "identity_fp32")
-            let afterB = try await inferenceCount(env.tritonURL, model: "identity_fp32_batched")
+            let afterA = try await inferenceCount(env.tritonURL, model: "variant_a")
+            let afterB = try await inferenceCount(env.tritonURL, model: "variant_b")
             #expect(afterA - beforeA >= 3 * (seen["a"] ?? 0))
             #expect(afterB - beforeB >= 3 * (seen["b"] ?? 0))
         }
@@ -93,7 +93,7 @@ struct TrafficEndToEndTests {
                 routes:
                   ab:
                     variants:
-                      - {name: a, model: identity_fp32, weight: 50}
+                      - {name: a, model: variant_a, weight: 50}
                       - {name: b, model: no_such_model, weight: 50}
                 """)
             let (missingCode, missing) = try await admin.json("/admin/traffic/reload", method: "POST")
@@ -166,7 +166,7 @@ struct TrafficEndToEndTests {
         routes:
           canary:
             variants:
-              - {name: stable, model: identity_fp32, weight: \(100 - candidateWeight)}
+              - {name: stable, model: variant_a, weight: \(100 - candidateWeight)}
               - {name: next, model: flaky, weight: \(candidateWeight)}
             canary:
               candidate: next
@@ -255,16 +255,16 @@ struct TrafficEndToEndTests {
             routes:
               mirrored:
                 variants:
-                  - {name: live, model: identity_fp32, weight: 100}
-                  - {name: shadow, model: identity_fp32_batched, weight: 0}
+                  - {name: live, model: variant_a, weight: 100}
+                  - {name: shadow, model: variant_b, weight: 0}
                 mirror: {variant: shadow, fraction: 1.0}
               broken:
                 variants:
-                  - {name: live, model: identity_fp32, weight: 100}
+                  - {name: live, model: variant_a, weight: 100}
                   - {name: shadow, model: flaky, weight: 0}
                 mirror: {variant: shadow, fraction: 1.0}
             """)
-        let before = try await inferenceCount(env.tritonURL, model: "identity_fp32_batched")
+        let before = try await inferenceCount(env.tritonURL, model: "variant_b")
         let failingBefore = try await inferenceCount(env.tritonURL, model: "flaky")
         try await env.withGateway { port in
             let caller = try Caller(port: port, token: try env.setup.token(subject: "mirror-user", roles: ["admin"]))
@@ -274,13 +274,13 @@ struct TrafficEndToEndTests {
                 #expect(response.header("X-Moderation-Variant") == "live")
             }
             #expect(try await eventually(10) {
-                try await inferenceCount(env.tritonURL, model: "identity_fp32_batched") - before >= 20
+                try await inferenceCount(env.tritonURL, model: "variant_b") - before >= 20
             }, "every request was mirrored to the shadow model")
             for _ in 0..<20 {
                 // The shadow (flaky) fails every copy with a 500; the live variant ignores the parameter.
                 let response = try await caller.infer("broken", parameters: #"{"fail_fraction":1}"#)
                 #expect(response.status == 200)
-                #expect(response.header("X-Model-Name") == "identity_fp32")
+                #expect(response.header("X-Model-Name") == "variant_a")
             }
             let admin = try Caller(port: port, token: try env.adminToken())
             #expect(try await eventually(10) {
