@@ -48,6 +48,8 @@ struct Serve: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
+        // Traffic, canary and audit metrics (global MetricsSystem) appear in /metrics.
+        ProcessMetrics.bootstrap()
         var logger = Logger(label: "moderation-gateway")
         logger.logLevel = level
         // Audit log, traffic router and canary when configured; a refused traffic file stops the start.

@@ -202,6 +202,10 @@ struct AuditEndToEndTests {
         #expect(try await caller.infer("ab").header("X-Moderation-Variant") == "a", "no reload without SIGHUP")
         kill(process.processIdentifier, SIGHUP)
         #expect(try await eventually(5) { try await caller.infer("ab").header("X-Moderation-Variant") == "b" }, "SIGHUP reloads")
+        let metrics = String(decoding: try await caller.call("GET", "/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("traffic_reloads_total"), "the parts' metrics are served by the binary")
+        #expect(metrics.contains("audit_fsyncs_total"))
+        #expect(metrics.contains(#"traffic_variant_weight{route="ab",variant="b"} 100"#) || metrics.contains(#"traffic_variant_weight{variant="b",route="ab"} 100"#))
 
         // Load from 8 callers; SIGKILL once enough 2xx answers came back.
         let acknowledged = AcknowledgedIDs()

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Prometheus
 import ServiceLifecycle
 import TritonClient
 
@@ -229,4 +230,23 @@ public func verifyAuditLogs(paths: [String], json: Bool) -> Int32 {
         print(report.text)
     }
     return report.exitCode
+}
+
+/// Process-wide metrics of the traffic, canary and audit parts (they use the
+/// global `MetricsSystem`). `serve` bootstraps it once; `/metrics` appends this
+/// registry after the application's own. Without the bootstrap (tests running
+/// several gateways in one process) those metrics are not collected.
+public enum ProcessMetrics {
+    static let registry = PrometheusCollectorRegistry()
+
+    /// Routes the global `MetricsSystem` into the registry `/metrics` serves. Call once per process.
+    public static func bootstrap() {
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    }
+
+    static func render() -> [UInt8] {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return buffer
+    }
 }
