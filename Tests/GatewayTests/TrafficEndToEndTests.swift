@@ -54,6 +54,70 @@ struct TrafficEndToEndTests {
         }
     }
 
+    @Test("/v1/moderate: the default route's variants split by subject; headers and the body's model object name the variant; mirror copies reach the shadow")
+    func moderateIsRoutedAndMirrored() async throws {
+        try env.writeTraffic("""
+            routes:
+              moderation:
+                variants:
+                  - {name: left, model: moderation_a, weight: 50}
+                  - {name: right, model: moderation_b, weight: 50}
+              other:
+                variants:
+                  - {name: only, model: variant_a, weight: 100}
+            """)
+        let image = try SampleImages.smallJPEG()
+        try await env.withGateway { port in
+            var seen: [String: Int] = [:]
+            for index in 0..<16 {
+                let token = try env.setup.token(subject: "moderate-\(index)", roles: ["admin"])
+                var variants = Set<String>()
+                for _ in 0..<2 {
+                    let response = try await plainHTTP(port: port, method: "POST", path: "/v1/moderate", token: token, body: image,
+                                                       contentType: "image/jpeg")
+                    #expect(response.status == 200)
+                    let variant = try #require(response.header("X-Moderation-Variant"))
+                    variants.insert(variant)
+                    let model = variant == "left" ? "moderation_a" : "moderation_b"
+                    #expect(response.header("X-Model-Name") == model)
+                    #expect(response.header("X-Moderation-Route") == "moderation")
+                    let body = try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+                    let described = try #require(body["model"] as? [String: Any])
+                    #expect(described["route"] as? String == "moderation")
+                    #expect(described["variant"] as? String == variant)
+                    #expect(described["name"] as? String == model)
+                    #expect(described["revision"] as? String == response.header("X-Traffic-Revision"))
+                    #expect(body["text"] as? String == "served by \(model)", "Triton's answer came from the variant named")
+                    #expect(body["decision"] as? String == "allow")
+                }
+                #expect(variants.count == 1)
+                seen[variants.first ?? "", default: 0] += 1
+            }
+            #expect((seen["left"] ?? 0) >= 2 && (seen["right"] ?? 0) >= 2, "\(seen)")
+        }
+
+        // Mirror on the moderate route: every copy reaches the shadow model.
+        try env.writeTraffic("""
+            routes:
+              moderation:
+                variants:
+                  - {name: live, model: moderation_a, weight: 100}
+                  - {name: shadow, model: moderation_b, weight: 0}
+                mirror: {variant: shadow, fraction: 1.0}
+            """)
+        let before = try await inferenceCount(env.tritonURL, model: "moderation_b")
+        try await env.withGateway { port in
+            let token = try env.setup.token(subject: "mirror-moderate", roles: ["admin"])
+            for _ in 0..<10 {
+                let response = try await plainHTTP(port: port, method: "POST", path: "/v1/moderate", token: token, body: image,
+                                                   contentType: "image/jpeg")
+                #expect(response.status == 200)
+                #expect(response.header("X-Model-Name") == "moderation_a")
+            }
+            #expect(try await eventually(10) { try await inferenceCount(env.tritonURL, model: "moderation_b") - before >= 10 })
+        }
+    }
+
     @Test("atomic replace and in-place rewrite change routing within seconds; bad files are refused and the last good one serves")
     func reloadsFollowTheFile() async throws {
         try env.writeTraffic(Self.split(100, 0))

@@ -162,8 +162,14 @@ func plainHTTP(port: Int, method: String, path: String, token: String?, body: [U
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
         if let token { head += "Authorization: Bearer \(token)\r\n" }
         if let contentType, !body.isEmpty { head += "Content-Type: \(contentType)\r\n" }
-        socket.send(head + "\r\n")
-        if !body.isEmpty { socket.send(String(decoding: body, as: UTF8.self)) }
+        let bytes = Array((head + "\r\n").utf8) + body
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(socket.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { throw POSIXError(.EPIPE) }
+            sent += n
+        }
         let text = readResponse(socket.fd)
         guard let split = text.range(of: "\r\n\r\n") else { throw POSIXError(.EPROTO) }
         let lines = text[..<split.lowerBound].components(separatedBy: "\r\n")
