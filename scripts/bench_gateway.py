@@ -15,6 +15,7 @@ import urllib.request
 
 TRITON_PORT = int(os.environ.get("BENCH_TRITON_PORT", "8330"))
 GATEWAY_PORT = int(os.environ.get("BENCH_GATEWAY_PORT", "8340"))
+TRITON_NAME = os.environ.get("BENCH_TRITON_NAME", "bench-gateway")
 AUDITED_GATEWAY_PORT = GATEWAY_PORT + 2
 
 
@@ -199,7 +200,7 @@ logging: {{level: warning, format: json}}
     results = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "paths": {}}
     try:
         log("starting Triton on :%d" % TRITON_PORT)
-        subprocess.run(["scripts/triton", "start", "--name", "bench-gateway", "--model-repo", repo,
+        subprocess.run(["scripts/triton", "start", "--name", TRITON_NAME, "--model-repo", repo,
                         "--http-port", str(TRITON_PORT), "--grpc-port", str(TRITON_PORT + 1),
                         "--metrics-port", str(TRITON_PORT + 2), "--timeout", "600"], cwd=root, env=env, check=True)
         started = True
@@ -234,7 +235,7 @@ logging: {{level: warning, format: json}}
             except subprocess.TimeoutExpired:
                 gateway.kill()
         if started:
-            subprocess.run(["scripts/triton", "stop", "--name", "bench-gateway"], cwd=root, env=env)
+            subprocess.run(["scripts/triton", "stop", "--name", TRITON_NAME], cwd=root, env=env)
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"{'path':<16}{'throughput/s':>14}{'p50 us':>10}{'p99 us':>10}")

@@ -173,7 +173,7 @@ struct AuditEndToEndTests {
     func binarySighupAndSigkill() async throws {
         let executable = try #require(gatewayExecutable(), "moderation-gateway executable not found; run swift build first")
         try env.writeTraffic(TrafficEndToEndTests.split(100, 0))
-        let port = 8610 + Int.random(in: 0..<80)
+        let port = try #require(freePort())
         // Long poll interval: only SIGHUP reloads within the test.
         var sections = env.overrides(pollInterval: 3600, instance: "killed", sighup: true)
         sections["logging"] = "logging:\n  level: error\n  format: json\n"
