@@ -29,7 +29,9 @@ struct Serve: AsyncParsableCommand {
         discussion: """
             Validates the configuration, then serves HTTP on listen.host:listen.port. Logs go to standard \
             error (JSON lines unless logging.format is text). On SIGTERM or SIGINT it stops accepting \
-            connections and lets in-flight requests finish for up to timeouts.shutdown_grace seconds.
+            connections and lets in-flight requests finish for up to timeouts.shutdown_grace seconds. \
+            With traffic.file set, SIGHUP reloads the traffic file (it is also polled for changes); \
+            with audit.enabled, every answer waits for its fsynced audit record.
             """)
     @OptionGroup var options: ConfigOption
 
@@ -81,6 +83,7 @@ struct Config: AsyncParsableCommand {
                 print("  default route \(c.routes.defaultRoute); routes: \(c.routes.models.keys.sorted().joined(separator: ", "))")
                 print("  readiness models: \(c.readinessModels.joined(separator: ", "))")
                 print("  audit \(c.audit.enabled ? "on" : "off"), metrics \(c.metrics.enabled ? "on" : "off"), log \(c.logging.level)/\(c.logging.format)")
+                print("  instance \(c.instanceID); traffic file \(c.traffic.file ?? "none"); audit folder \(c.audit.enabled ? c.audit.path ?? "" : "off")")
             } catch {
                 FileHandle.standardError.write(Data("invalid: \(error)\n".utf8))
                 throw ExitCode(2)

@@ -103,7 +103,7 @@ struct KServeHandler: Sendable {
         var decision = core.kserveDecision(name: model, version: version, stickyKey: nil, headers: headerPairs)
         context.record.update { [decision] in $0.decision = decision }
         let principal = try core.authorize(request, context: context, permission: .infer, model: model)
-        if decision.variant != "direct" {
+        if decision.isRouted {
             // Routed: the sticky choice for this caller (the one above only names the route for refusals).
             decision = core.kserveDecision(name: model, version: version, stickyKey: principal.subject, headers: headerPairs)
             context.record.update { [decision] in $0.decision = decision }
@@ -207,7 +207,7 @@ struct KServeHandler: Sendable {
                 continue
             }
         }
-        if let decision, decision.variant != "direct" {
+        if let decision, decision.isRouted {
             core.addRoutingHeaders(&fields, decision: decision)
             let responseBody = core.body(ByteBuffer(bytes: upstream.body), decision: decision, logger: context.logger) { target in
                 RawHTTPRequest(method: "POST", path: Self.inferPath(target), headers: upstreamRequest.headers, body: upstreamRequest.body)

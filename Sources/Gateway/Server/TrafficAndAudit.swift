@@ -150,6 +150,12 @@ extension HTTPField.Name {
     static let trafficRevision = HTTPField.Name("X-Traffic-Revision")!
 }
 
+extension RouteDecision {
+    /// Chosen by the traffic router (it always carries the file's revision), not
+    /// a direct KServe call to the named model.
+    var isRouted: Bool { !revision.isEmpty }
+}
+
 extension GatewayCore {
     /// Adds the routing headers: route, variant, model, version, traffic revision.
     func addRoutingHeaders(_ fields: inout HTTPFields, decision: RouteDecision) {
