@@ -286,6 +286,34 @@ struct TrafficEndToEndTests {
         #expect(report.ok, "\(report.text)")
     }
 
+    @Test("a slow candidate (p95 far above the baseline's) is rolled back too")
+    func slowCandidateIsRolledBack() async throws {
+        try env.writeTraffic(Self.canaryFile(latencyRatio: "1.5"))
+        try await env.withGateway { port in
+            let admin = try Caller(port: port, token: try env.adminToken())
+            let callers = try (0..<12).map { try Caller(port: port, token: try env.setup.token(subject: "slow-\($0)", roles: ["admin"])) }
+            let rolledBack = try await eventually(30) {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for caller in callers {
+                        group.addTask {
+                            let response = try await caller.infer("canary", parameters: #"{"delay_ms":150}"#)
+                            #expect(response.status == 200, "slow, not failing")
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                let (_, status) = try await admin.json("/admin/traffic")
+                return weightInForce(status, route: "canary", variant: "next") == 0
+            }
+            #expect(rolledBack)
+            let (_, status) = try await admin.json("/admin/traffic")
+            let canary = try #require(routeStatus(status, "canary")?["canary"] as? [String: Any])
+            #expect("\(canary["recentWindows"] ?? "")".contains("p95"), "the evidence names the latency check")
+        }
+        let rollback = try auditLines(env.auditDirectory).first { $0["kind"] as? String == "canary_rollback" }
+        #expect(rollback != nil)
+    }
+
     @Test("a healthy candidate is not rolled back and moves through its promotion steps")
     func healthyCandidateIsPromoted() async throws {
         try env.writeTraffic(Self.canaryFile(steps: "      promotion_steps: [10, 25, 50]\n"))
@@ -366,4 +394,45 @@ final class StopFlag: @unchecked Sendable {
     private var value = false
     var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
     func set() { lock.lock(); value = true; lock.unlock() }
+}
+
+@Suite struct TrafficConfigurationKeyTests {
+    @Test("traffic and audit keys are validated with the key named")
+    func keysAreValidated() throws {
+        let env = try TrafficSetup()
+        try env.writeTraffic(TrafficEndToEndTests.split(50, 50))
+        let cases: [(String, String, String)] = [
+            ("instance_id", "instance_id: \"a b\"\n", "instance_id"),
+            ("audit", "audit:\n  enabled: true\n  path: audit\n  key_file: audit-key\n  subject_mode: sometimes\n", "audit.subject_mode"),
+            ("audit", "audit:\n  enabled: true\n  path: audit\n  key_file: audit-key\n  max_file_bytes: 10\n", "audit.max_file_bytes"),
+            ("audit", "audit:\n  enabled: true\n  key_file: audit-key\n", "audit.path"),
+            ("traffic", "traffic:\n  file: traffic.yaml\n  poll_interval: 0\n", "traffic.poll_interval"),
+            ("traffic", "traffic:\n  file: traffic.yaml\n  canary_state_file: no/such/folder/state.json\n", "traffic.canary_state_file"),
+            ("traffic", "traffic:\n  file: missing.yaml\n", "traffic.file"),
+        ]
+        for (section, yaml, key) in cases {
+            #expect {
+                try env.configuration(extra: [section: yaml])
+            } throws: { error in
+                (error as? ConfigurationError)?.key == key
+            }
+        }
+        let good = try env.configuration()
+        #expect(good.instanceID == "test-gw")
+        #expect(good.traffic.canaryStateFile == "canary-state.json")
+        #expect(good.audit.maxFileBytes == 1_048_576)
+    }
+
+    @Test("a traffic file that does not validate stops the start, naming traffic.file and the line")
+    func badTrafficFileStopsStart() async throws {
+        let env = try TrafficSetup()
+        try env.writeTraffic("routes:\n  ab:\n    variants:\n      - {name: a, model: m, weight: -1}\n")
+        let configuration = try env.configuration(audit: false)
+        await #expect {
+            _ = try await buildGatewayApplication(configuration: configuration, logger: quietLogger())
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            return error.key == "traffic.file" && error.message.contains("traffic.yaml:4") && error.message.contains("weight")
+        }
+    }
 }
