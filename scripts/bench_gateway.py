@@ -13,8 +13,10 @@ import tempfile
 import time
 import urllib.request
 
-TRITON_PORT = 8330
-GATEWAY_PORT = 8340
+TRITON_PORT = int(os.environ.get("BENCH_TRITON_PORT", "8330"))
+GATEWAY_PORT = int(os.environ.get("BENCH_GATEWAY_PORT", "8340"))
+TRITON_NAME = os.environ.get("BENCH_TRITON_NAME", "bench-gateway")
+AUDITED_GATEWAY_PORT = GATEWAY_PORT + 2
 
 
 def log(msg):
@@ -70,6 +72,77 @@ def hey(url, token, image, concurrency, seconds):
     return {"throughput": rps, "p50_us": p50, "p99_us": p99, "status_codes": codes}
 
 
+def audited_run(results, work, base_config, gateway_bin, perf_analyzer, seconds):
+    """A second gateway with the audit log on (fsync per group commit) and a 95/5
+    split on the route perf_analyzer calls; direct Triton is measured again right
+    before it so the ratio compares like with like."""
+    traffic = os.path.join(work, "traffic.yaml")
+    with open(traffic, "w") as f:
+        f.write("""routes:
+  identity_fp32:
+    stickiness: none
+    variants:
+      - {name: baseline, model: identity_fp32, weight: 95}
+      - {name: candidate, model: identity_fp32_batched, weight: 5}
+""")
+    with open(os.path.join(work, "audit-key"), "wb") as f:
+        f.write(os.urandom(32))
+    config = os.path.join(work, "gateway-audited.yaml")
+    with open(base_config) as f:
+        text = f.read()
+    text = text.replace(f"port: {GATEWAY_PORT}", f"port: {AUDITED_GATEWAY_PORT}")
+    text = text.replace("permissions: [moderate, infer]", "permissions: [moderate, infer, admin]")
+    text += "audit: {enabled: true, path: audit, key_file: audit-key}\ntraffic: {file: traffic.yaml}\ninstance_id: bench\n"
+    with open(config, "w") as f:
+        f.write(text)
+    gateway = subprocess.Popen([gateway_bin, "serve", "--config", config], stdout=subprocess.DEVNULL,
+                               stderr=open(os.path.join(work, "gateway-audited.log"), "w"))
+    try:
+        if not wait_http(f"http://127.0.0.1:{AUDITED_GATEWAY_PORT}/healthz", 60):
+            raise SystemExit("audited gateway did not start (see its log)")
+        token = run([gateway_bin, "token", "--config", config, "--sub", "bench", "--role", "bench"]).stdout.strip()
+
+        def admin(path):
+            req = urllib.request.Request(f"http://127.0.0.1:{AUDITED_GATEWAY_PORT}{path}",
+                                         headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return json.load(r)
+
+        before = admin("/admin/audit")
+        log("perf_analyzer identity_fp32 concurrency 16: direct (again, for the audited run)")
+        direct = perf(perf_analyzer, f"127.0.0.1:{TRITON_PORT}", 16, seconds)
+        log("perf_analyzer identity_fp32 concurrency 16: gateway with audit log and 95/5 split")
+        via = perf(perf_analyzer, f"127.0.0.1:{AUDITED_GATEWAY_PORT}", 16, seconds, token)
+        after = admin("/admin/audit")
+        records = after["records"] - before["records"]
+        fsyncs = max(1, after["fsyncs"] - before["fsyncs"])
+        fsync_seconds = after["fsyncSecondsTotal"] - before["fsyncSecondsTotal"]
+        lines = []
+        for name in sorted(os.listdir(os.path.join(work, "audit"))):
+            with open(os.path.join(work, "audit", name)) as f:
+                lines += [json.loads(line) for line in f if line.strip()]
+        counts = {}
+        for line in lines:
+            if line.get("type") == "request" and line.get("variant"):
+                counts[line["variant"]] = counts.get(line["variant"], 0) + 1
+        verify = subprocess.run([gateway_bin, "audit", "verify", os.path.join(work, "audit")], capture_output=True, text=True)
+        results["audited"] = {
+            "direct_c16": direct, "gateway_c16": via,
+            "ratio_throughput_c16": via["throughput"] / direct["throughput"],
+            "added_p50_us_c16": via["p50_us"] - direct["p50_us"],
+            "added_p99_us_c16": via["p99_us"] - direct["p99_us"],
+            "records": records, "fsyncs": fsyncs, "records_per_fsync": records / fsyncs,
+            "mean_fsync_ms": fsync_seconds / fsyncs * 1000, "max_fsync_ms": after["fsyncSecondsMax"] * 1000,
+            "variant_counts": counts, "audit_verify_exit": verify.returncode,
+        }
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        try:
+            gateway.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            gateway.kill()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", required=True)
@@ -78,6 +151,7 @@ def main():
     ap.add_argument("--json", dest="json_path")
     ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--no-moderate", action="store_true")
+    ap.add_argument("--no-audit-run", action="store_true", help="skip the run with the audit log and a 95/5 split on")
     args = ap.parse_args()
     root = args.root
     perf_analyzer = os.path.join(args.runtime, "bin", "perf_analyzer")
@@ -89,6 +163,7 @@ def main():
     repo = os.path.join(work, "repo")
     os.makedirs(repo)
     os.symlink(os.path.join(root, "Tests/Fixtures/model-repo/identity_fp32"), os.path.join(repo, "identity_fp32"))
+    os.symlink(os.path.join(root, "Tests/Fixtures/model-repo/identity_fp32_batched"), os.path.join(repo, "identity_fp32_batched"))
     prod = os.environ.get("BENCH_MODEL_REPO", os.path.join(root, "triton-model-repo"))
     moderate = not args.no_moderate
     if moderate:
@@ -135,7 +210,7 @@ logging: {{level: warning, format: json}}
     results = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "paths": {}}
     try:
         log("starting Triton on :%d" % TRITON_PORT)
-        subprocess.run(["scripts/triton", "start", "--name", "bench-gateway", "--model-repo", repo,
+        subprocess.run(["scripts/triton", "start", "--name", TRITON_NAME, "--model-repo", repo,
                         "--http-port", str(TRITON_PORT), "--grpc-port", str(TRITON_PORT + 1),
                         "--metrics-port", str(TRITON_PORT + 2), "--timeout", "600"], cwd=root, env=env, check=True)
         started = True
@@ -160,6 +235,8 @@ logging: {{level: warning, format: json}}
             for c in (1, 4):
                 log(f"hey /v1/moderate concurrency {c}")
                 results["paths"][f"moderate_c{c}"] = hey(f"http://127.0.0.1:{GATEWAY_PORT}/v1/moderate", token, image, c, args.seconds * 2)
+        if not args.no_audit_run:
+            audited_run(results, work, config, gateway_bin, perf_analyzer, args.seconds)
     finally:
         if gateway:
             gateway.send_signal(signal.SIGTERM)
@@ -168,7 +245,7 @@ logging: {{level: warning, format: json}}
             except subprocess.TimeoutExpired:
                 gateway.kill()
         if started:
-            subprocess.run(["scripts/triton", "stop", "--name", "bench-gateway"], cwd=root, env=env)
+            subprocess.run(["scripts/triton", "stop", "--name", TRITON_NAME], cwd=root, env=env)
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"{'path':<16}{'throughput/s':>14}{'p50 us':>10}{'p99 us':>10}")
@@ -177,6 +254,12 @@ logging: {{level: warning, format: json}}
     for c in (1, 16):
         print(f"concurrency {c:>2}: gateway/direct throughput {results[f'ratio_throughput_c{c}']:.3f}, "
               f"added p50 {results[f'added_p50_us_c{c}']:.0f} us, added p99 {results[f'added_p99_us_c{c}']:.0f} us")
+    if "audited" in results:
+        a = results["audited"]
+        print(f"audit on + 95/5 split, concurrency 16: gateway/direct throughput {a['ratio_throughput_c16']:.3f} "
+              f"(target >= 0.85), added p50 {a['added_p50_us_c16']:.0f} us; "
+              f"{a['records_per_fsync']:.1f} records per fsync, mean fsync {a['mean_fsync_ms']:.3f} ms, "
+              f"max fsync {a['max_fsync_ms']:.3f} ms, split {a['variant_counts']}")
     if args.json_path:
         with open(args.json_path, "w") as f:
             json.dump(results, f, indent=2)

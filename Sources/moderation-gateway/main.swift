@@ -29,7 +29,9 @@ struct Serve: AsyncParsableCommand {
         discussion: """
             Validates the configuration, then serves HTTP on listen.host:listen.port. Logs go to standard \
             error (JSON lines unless logging.format is text). On SIGTERM or SIGINT it stops accepting \
-            connections and lets in-flight requests finish for up to timeouts.shutdown_grace seconds.
+            connections and lets in-flight requests finish for up to timeouts.shutdown_grace seconds. \
+            With traffic.file set, SIGHUP reloads the traffic file (it is also polled for changes); \
+            with audit.enabled, every answer waits for its fsynced audit record.
             """)
     @OptionGroup var options: ConfigOption
 
@@ -48,9 +50,12 @@ struct Serve: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
+        // Traffic, canary and audit metrics (global MetricsSystem) appear in /metrics.
+        ProcessMetrics.bootstrap()
         var logger = Logger(label: "moderation-gateway")
         logger.logLevel = level
-        let app = try buildApplication(configuration: configuration, logger: logger)
+        // Audit log, traffic router and canary when configured; a refused traffic file stops the start.
+        let app = try await buildGatewayApplication(configuration: configuration, logger: logger)
         logger.notice("gateway starting", metadata: [
             "listen.host": .string(configuration.listen.host), "listen.port": .stringConvertible(configuration.listen.port),
             "triton.url": .string(configuration.triton.url),
@@ -78,6 +83,7 @@ struct Config: AsyncParsableCommand {
                 print("  default route \(c.routes.defaultRoute); routes: \(c.routes.models.keys.sorted().joined(separator: ", "))")
                 print("  readiness models: \(c.readinessModels.joined(separator: ", "))")
                 print("  audit \(c.audit.enabled ? "on" : "off"), metrics \(c.metrics.enabled ? "on" : "off"), log \(c.logging.level)/\(c.logging.format)")
+                print("  instance \(c.instanceID); traffic file \(c.traffic.file ?? "none"); audit folder \(c.audit.enabled ? c.audit.path ?? "" : "off")")
             } catch {
                 FileHandle.standardError.write(Data("invalid: \(error)\n".utf8))
                 throw ExitCode(2)
@@ -128,11 +134,17 @@ struct Audit: AsyncParsableCommand {
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Verify audit log files.",
-            discussion: "Checks framing, sequence numbers and the hash chain of each file; reports the first break and exits non-zero.")
-        @Argument(help: "Audit log files, oldest first.") var paths: [String]
+            discussion: """
+                Checks framing, sequence numbers and the hash chain of every chain found in the given \
+                files and folders (one chain per instance id, across rotated files); reports the first \
+                break with file, line and sequence. Exit status: 0 every chain verifies, 2 the only \
+                problem is a torn final record (a crash mid-write), 1 a chain is broken.
+                """)
+        @Argument(help: "Audit log files or folders holding audit-<instance>-<n>.jsonl files.") var paths: [String]
+        @Flag(help: "Print the report as JSON.") var json = false
 
         func run() async throws {
-            let code = verifyAuditLogs(paths: paths)
+            let code = verifyAuditLogs(paths: paths, json: json)
             if code != 0 { throw ExitCode(code) }
         }
     }

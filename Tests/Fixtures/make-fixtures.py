@@ -15,6 +15,11 @@ Models:
   add_sub                INPUT0, INPUT1 -> OUTPUT0 = sum, OUTPUT1 = difference
   failing                always fails with "fixture failure: ..."
   slow                   sleeps `delay_ms` (request parameter, default 2000) ms
+  moderation_a, _b       the moderation ensemble's interface (IMAGE -> DECISION, REASONS,
+                         SCORES, TEXT = "served by <name>") without its models
+  variant_a, variant_b   FP32 identities (batched, 8) used only by the traffic tests
+  flaky                  FP32 identity that fails a `fail_fraction` of requests and/or sleeps
+                         `delay_ms` (request parameters): a canary candidate that misbehaves on purpose
   classifier             FP32 scores with a labels file (classification extension)
   accumulator            sequence model: running sum per correlation id
   onnx_add               ONNX graph run by the onnxruntime backend (sum of two inputs)
@@ -164,6 +169,47 @@ def build(repo):
             [tensor("OUTPUT0", "TYPE_FP32", [-1])],
             # Several instances so one sleeping request does not block the next test.
         ).replace("count: 1", "count: 4"),
+    )
+    # Two interchangeable FP32 identities for the traffic tests (A/B, canary baseline,
+    # mirror), so their inference counts are not disturbed by other suites.
+    for name in ("variant_a", "variant_b"):
+        python_model(
+            repo,
+            name,
+            "identity.py",
+            config(
+                name,
+                "python",
+                [tensor("INPUT0", "TYPE_FP32", [-1])],
+                [tensor("OUTPUT0", "TYPE_FP32", [-1])],
+                max_batch_size=8,
+            ),
+        )
+    # The moderation ensemble's interface without its models, for /v1/moderate A/B tests.
+    for name in ("moderation_a", "moderation_b"):
+        python_model(
+            repo,
+            name,
+            "moderation_stub.py",
+            config(
+                name,
+                "python",
+                [tensor("IMAGE", "TYPE_STRING", [1])],
+                [tensor(output, "TYPE_STRING", [1]) for output in ("DECISION", "REASONS", "SCORES", "TEXT")],
+            ),
+        )
+    python_model(
+        repo,
+        "flaky",
+        "flaky.py",
+        config(
+            "flaky",
+            "python",
+            [tensor("INPUT0", "TYPE_FP32", [-1])],
+            [tensor("OUTPUT0", "TYPE_FP32", [-1])],
+            # Batched like identity_fp32, so the same request fits both (a canary pair).
+            max_batch_size=8,
+        ).replace("count: 1", "count: 2"),
     )
     python_model(
         repo,

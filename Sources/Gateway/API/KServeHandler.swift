@@ -99,9 +99,15 @@ struct KServeHandler: Sendable {
         let model = try Self.name(context, "model")
         var version: String?
         if versioned { version = try Self.name(context, "version") }
-        let decision = RouteDecision(route: "kserve", variant: "direct", model: model, version: version, revision: "")
-        context.record.update { $0.decision = decision }
-        try core.authorize(request, context: context, permission: .infer, model: model)
+        let headerPairs = ModerationHandler.headerPairs(request)
+        var decision = core.kserveDecision(name: model, version: version, stickyKey: nil, headers: headerPairs)
+        context.record.update { [decision] in $0.decision = decision }
+        let principal = try core.authorize(request, context: context, permission: .infer, model: model)
+        if decision.isRouted {
+            // Routed: the sticky choice for this caller (the one above only names the route for refusals).
+            decision = core.kserveDecision(name: model, version: version, stickyKey: principal.subject, headers: headerPairs)
+            context.record.update { [decision] in $0.decision = decision }
+        }
 
         let mediaType = request.headers[.contentType].flatMap { $0.split(separator: ";").first }
             .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
@@ -131,10 +137,7 @@ struct KServeHandler: Sendable {
             ("traceparent", context.trace.childHeader()), ("X-Request-Id", context.requestID),
         ]
         if let headerLength { headers.append(("Inference-Header-Content-Length", String(headerLength))) }
-        var path = "/v2/models/\(model)"
-        if let version { path += "/versions/\(version)" }
-        path += "/infer"
-        let upstreamRequest = RawHTTPRequest(method: "POST", path: path, headers: headers, body: body)
+        let upstreamRequest = RawHTTPRequest(method: "POST", path: Self.inferPath(decision), headers: headers, body: body)
         return try await forward(upstreamRequest, context: context, decision: decision, kind: "kserve")
     }
 
@@ -208,6 +211,20 @@ struct KServeHandler: Sendable {
                 continue
             }
         }
+        if let decision, decision.isRouted {
+            core.addRoutingHeaders(&fields, decision: decision)
+            let responseBody = core.body(ByteBuffer(bytes: upstream.body), decision: decision, logger: context.logger) { target in
+                RawHTTPRequest(method: "POST", path: Self.inferPath(target), headers: upstreamRequest.headers, body: upstreamRequest.body)
+            }
+            return Response(status: .init(code: upstream.status), headers: fields, body: responseBody)
+        }
         return Response(status: .init(code: upstream.status), headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: upstream.body)))
+    }
+
+    /// Triton's infer path for the model (and version) a decision names.
+    static func inferPath(_ decision: RouteDecision) -> String {
+        var path = "/v2/models/\(decision.model)"
+        if let version = decision.version { path += "/versions/\(version)" }
+        return path + "/infer"
     }
 }

@@ -83,13 +83,18 @@ struct ModerationHandler: Sendable {
             "reasons": result.reasons,
             "scores": result.scores,
             "text": result.text,
-            "model": ["route": decision.route, "variant": decision.variant, "name": decision.model, "version": version] as [String: Any],
+            "model": ["route": decision.route, "variant": decision.variant, "name": decision.model, "version": version,
+                      "revision": decision.revision] as [String: Any],
             "timing_ms": ["total": Self.round3(totalMs), "upstream": Self.round3(exchange.seconds * 1000)],
         ]
         let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        core.addRoutingHeaders(&headers, decision: decision)
+        let responseBody = core.body(ByteBuffer(bytes: data), decision: decision, logger: context.logger) { target in
+            Self.inferRequest(image: image, decision: target, context: context)
+        }
+        return Response(status: .ok, headers: headers, body: responseBody)
     }
 
     static func round3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }

@@ -1296,6 +1296,86 @@ paths:
           $ref: '#/components/responses/Problem'
         '504':
           $ref: '#/components/responses/Problem'
+  /admin/traffic:
+    get:
+      operationId: adminTraffic
+      summary: Traffic routes: revision, weights in force, canary and mirror state, last reload
+      tags: [admin]
+      security:
+        - bearer: []
+      x-permission: admin
+      parameters:
+        - $ref: '#/components/parameters/RequestId'
+        - $ref: '#/components/parameters/Traceparent'
+      responses:
+        '200':
+          description: JSON report
+          content:
+            application/json:
+              schema: {type: object}
+        '401':
+          $ref: '#/components/responses/Problem'
+        '403':
+          $ref: '#/components/responses/Problem'
+        '404':
+          $ref: '#/components/responses/Problem'
+        '429':
+          $ref: '#/components/responses/Problem'
+  /admin/traffic/reload:
+    post:
+      operationId: adminTrafficReload
+      summary: Reload the traffic file now (200 accepted or unchanged)
+      tags: [admin]
+      security:
+        - bearer: []
+      x-permission: admin
+      parameters:
+        - $ref: '#/components/parameters/RequestId'
+        - $ref: '#/components/parameters/Traceparent'
+      responses:
+        '200':
+          description: JSON report
+          content:
+            application/json:
+              schema: {type: object}
+        '422':
+          description: The file was refused; `problems` names file, line and key; the last good revision keeps serving
+          content:
+            application/json:
+              schema: {type: object}
+        '401':
+          $ref: '#/components/responses/Problem'
+        '403':
+          $ref: '#/components/responses/Problem'
+        '404':
+          $ref: '#/components/responses/Problem'
+        '429':
+          $ref: '#/components/responses/Problem'
+  /admin/audit:
+    get:
+      operationId: adminAudit
+      summary: Audit writer statistics: records, fsyncs, records per fsync, fsync latency, failure
+      tags: [admin]
+      security:
+        - bearer: []
+      x-permission: admin
+      parameters:
+        - $ref: '#/components/parameters/RequestId'
+        - $ref: '#/components/parameters/Traceparent'
+      responses:
+        '200':
+          description: JSON report
+          content:
+            application/json:
+              schema: {type: object}
+        '401':
+          $ref: '#/components/responses/Problem'
+        '403':
+          $ref: '#/components/responses/Problem'
+        '404':
+          $ref: '#/components/responses/Problem'
+        '429':
+          $ref: '#/components/responses/Problem'
 components:
   securitySchemes:
     bearer:

@@ -37,7 +37,7 @@ struct OperationsHandlers: Sendable {
                 }
                 var headers = HTTPFields()
                 headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: core.metrics.render())))
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: core.metrics.render() + ProcessMetrics.render())))
             }
         }
         router.get("openapi.yaml") { _, context in

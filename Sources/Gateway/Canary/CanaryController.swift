@@ -470,7 +470,6 @@ public final class CanaryController: Service, Sendable {
             switch announcement.kind {
             case "canary_rollback":
                 rollbacks.increment()
-                Counter(label: "canary_rollbacks_total", dimensions: [("route", announcement.route)]).increment()
                 logger.error("canary rolled back", metadata: [
                     "route": "\(announcement.route)", "candidate": "\(route?.configuration.candidate ?? "")",
                     "reasons": "\(route?.reasons.joined(separator: ",") ?? "")",

@@ -17,6 +17,9 @@ public struct GatewayConfiguration: Codable, Sendable {
     public var traffic: Traffic
     public var upstream: UpstreamPolicy
     public var readiness: Readiness
+    /// This replica's name: in every audit record, audit file names and canary
+    /// state entries. Default: `$HOSTNAME` (the pod name in Kubernetes), else `gateway`.
+    public var instanceID: String = GatewayConfiguration.defaultInstanceID
 
     /// Folder that relative paths in the file are resolved against (the file's folder).
     public var baseDirectory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
@@ -24,6 +27,7 @@ public struct GatewayConfiguration: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case listen, triton, timeouts, limits, auth, routes, metrics, logging, audit, traffic, upstream, readiness
         case rateLimit = "rate_limit"
+        case instanceID = "instance_id"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -41,6 +45,7 @@ public struct GatewayConfiguration: Codable, Sendable {
         traffic = try c.decodeIfPresent(Traffic.self, forKey: .traffic) ?? Traffic()
         upstream = try c.decodeIfPresent(UpstreamPolicy.self, forKey: .upstream) ?? UpstreamPolicy()
         readiness = try c.decodeIfPresent(Readiness.self, forKey: .readiness) ?? Readiness()
+        instanceID = try c.decodeIfPresent(String.self, forKey: .instanceID) ?? Self.defaultInstanceID
     }
 
     public struct Listen: Codable, Sendable {
@@ -221,9 +226,15 @@ public struct GatewayConfiguration: Codable, Sendable {
         public var path: String?
         /// File holding the HMAC key for image hashes (32+ bytes).
         public var keyFile: String?
+        /// Rotate to a new file once the current one reaches this size.
+        public var maxFileBytes: Int = 64 << 20
+        /// `plain` (subject and issuer as in the token) or `hmac` (keyed hash of the subject).
+        public var subjectMode: String = "plain"
         enum CodingKeys: String, CodingKey {
             case enabled, path
             case keyFile = "key_file"
+            case maxFileBytes = "max_file_bytes"
+            case subjectMode = "subject_mode"
         }
         public init() {}
         public init(from decoder: any Decoder) throws {
@@ -231,13 +242,34 @@ public struct GatewayConfiguration: Codable, Sendable {
             enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? false
             path = try c.decodeIfPresent(String.self, forKey: .path)
             keyFile = try c.decodeIfPresent(String.self, forKey: .keyFile)
+            maxFileBytes = try c.decodeIfPresent(Int.self, forKey: .maxFileBytes) ?? maxFileBytes
+            subjectMode = try c.decodeIfPresent(String.self, forKey: .subjectMode) ?? subjectMode
         }
     }
 
     public struct Traffic: Codable, Sendable {
         /// Path of `traffic.yaml`; `nil` → each route serves `routes.models[route]`.
         public var file: String?
+        /// Where canary rollback/promotion decisions are kept (shared by replicas); `nil` → memory only.
+        public var canaryStateFile: String?
+        /// Seconds between content checks of the traffic file.
+        public var pollInterval: Double = 0.5
+        /// Whether SIGHUP reloads the traffic file.
+        public var reloadOnSIGHUP: Bool = true
+        enum CodingKeys: String, CodingKey {
+            case file
+            case canaryStateFile = "canary_state_file"
+            case pollInterval = "poll_interval"
+            case reloadOnSIGHUP = "reload_on_sighup"
+        }
         public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            file = try c.decodeIfPresent(String.self, forKey: .file)
+            canaryStateFile = try c.decodeIfPresent(String.self, forKey: .canaryStateFile)
+            pollInterval = try c.decodeIfPresent(Double.self, forKey: .pollInterval) ?? pollInterval
+            reloadOnSIGHUP = try c.decodeIfPresent(Bool.self, forKey: .reloadOnSIGHUP) ?? reloadOnSIGHUP
+        }
     }
 
     public struct UpstreamPolicy: Codable, Sendable {
@@ -418,6 +450,7 @@ extension GatewayConfiguration {
         if let file = traffic.file {
             try check(FileManager.default.isReadableFile(atPath: resolvePath(file).path), "traffic.file", "file \(file) is not readable")
         }
+        try validateTrafficAndAudit()
         try check(upstream.circuitFailureThreshold >= 1, "upstream.circuit_failure_threshold", "must be at least 1")
         try check(upstream.circuitOpenSeconds > 0, "upstream.circuit_open_seconds", "must be positive")
         try check(upstream.retryBudgetRatio >= 0 && upstream.retryBudgetRatio <= 1, "upstream.retry_budget_ratio", "must be in [0, 1]")

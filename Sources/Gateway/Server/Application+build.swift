@@ -16,6 +16,10 @@ public struct GatewayParts: Sendable {
     public var services: [any Service]
     /// The Triton connection; default: an `InferenceServerClient` for `triton.url`.
     public var transport: (any TritonTransport)?
+    /// The traffic runtime (router, watcher, canary) for the admin API and mirroring; set by `GatewayParts.live`.
+    public var traffic: TrafficRuntime?
+    /// The audit log for the admin API; set by `GatewayParts.live`.
+    public var auditLog: AuditLog?
 
     public init(resolver: (any VariantResolver)? = nil, auditSink: (any AuditSink)? = nil, services: [any Service] = [],
                 transport: (any TritonTransport)? = nil) {
@@ -34,6 +38,7 @@ public func buildRouter(core: GatewayCore) -> Router<GatewayRequestContext> {
     let moderation = ModerationHandler(core: core)
     router.post("v1/moderate") { request, context in try await moderation.handle(request, context: context) }
     KServeHandler(core: core).register(on: router)
+    AdminHandler(core: core).register(on: router)
     return router
 }
 
@@ -64,7 +69,8 @@ public func buildCore(configuration: GatewayConfiguration, parts: GatewayParts =
     return try GatewayCore(
         configuration: configuration, authenticator: authenticator,
         resolver: parts.resolver ?? StaticVariantResolver(routes: configuration.routes),
-        auditSink: parts.auditSink ?? DiscardingAuditSink(), transport: transport, metrics: GatewayMetrics(), logger: logger)
+        auditSink: parts.auditSink ?? DiscardingAuditSink(), transport: transport, metrics: GatewayMetrics(), logger: logger,
+        traffic: parts.traffic, auditLog: parts.auditLog)
 }
 
 /// The gateway application: HTTP server plus its background services (readiness

@@ -14,13 +14,20 @@ public final class GatewayCore: Sendable {
     public let upstream: Upstream
     public let readiness: ReadinessProbe
     public let metrics: GatewayMetrics
+    /// Traffic router, file watcher and canary controller when `traffic.file` is set.
+    public let traffic: TrafficRuntime?
+    /// The audit log when `audit.enabled` (for the admin API).
+    public let auditLog: AuditLog?
     let auditKey: [UInt8]?
     let requestTimeout: Duration
 
     init(
         configuration: GatewayConfiguration, authenticator: JWTAuthenticator, resolver: any VariantResolver,
-        auditSink: any AuditSink, transport: any TritonTransport, metrics: GatewayMetrics, logger: Logger
+        auditSink: any AuditSink, transport: any TritonTransport, metrics: GatewayMetrics, logger: Logger,
+        traffic: TrafficRuntime? = nil, auditLog: AuditLog? = nil
     ) throws {
+        self.traffic = traffic
+        self.auditLog = auditLog
         self.configuration = configuration
         self.authenticator = authenticator
         self.rateLimiter = configuration.rateLimit.enabled
