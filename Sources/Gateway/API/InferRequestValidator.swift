@@ -1,4 +1,5 @@
 import Foundation
+import TritonClient
 
 /// Checks a KServe v2 infer request before it goes to Triton: a malformed
 /// request is refused here (400) and never reaches the server.
@@ -24,49 +25,52 @@ enum InferRequestValidator {
         guard jsonLength > 0, jsonLength <= body.count else {
             throw Invalid("Inference-Header-Content-Length must be between 1 and the body size.")
         }
-        guard let request = JSONNode.parse(body[0..<jsonLength])?.object else {
+        // The client library's parser: hand-written, depth-limited, and it keeps
+        // duplicate members, so they can be refused (Triton and the gateway must
+        // not read different values of the same key).
+        guard let document = try? JSONValue.parse(body[0..<jsonLength]), case .object = document else {
             throw Invalid("The inference request header is not a valid JSON object.")
         }
+        guard !hasDuplicateMembers(document, depth: 0) else {
+            throw Invalid("The inference request header repeats a member name.")
+        }
+        let request = document
         if let id = request["id"] {
-            guard let id = id.string, !NameRules.hasControlBreaks(id), id.utf8.count <= 256 else {
+            guard let id = id.stringValue, !NameRules.hasControlBreaks(id), id.utf8.count <= 256 else {
                 throw Invalid("\"id\" must be a string without control characters.")
             }
         }
-        if let parameters = request["parameters"], parameters.object == nil { throw Invalid("\"parameters\" must be an object.") }
-        guard let inputs = request["inputs"]?.array, !inputs.isEmpty else { throw Invalid("\"inputs\" must be a non-empty array.") }
+        if let parameters = request["parameters"], parameters.objectValue == nil { throw Invalid("\"parameters\" must be an object.") }
+        guard let inputs = request["inputs"]?.arrayValue, !inputs.isEmpty else { throw Invalid("\"inputs\" must be a non-empty array.") }
         var binaryOffset = jsonLength
         var seen = Set<String>()
         for (index, rawInput) in inputs.enumerated() {
-            guard let input = rawInput.object else { throw Invalid("inputs[\(index)] must be an object.") }
-            guard let name = input["name"]?.string, !name.isEmpty, !NameRules.hasControlBreaks(name), name.utf8.count <= 256 else {
+            let input = rawInput
+            guard case .object = rawInput else { throw Invalid("inputs[\(index)] must be an object.") }
+            guard let name = input["name"]?.stringValue, !name.isEmpty, !NameRules.hasControlBreaks(name), name.utf8.count <= 256 else {
                 throw Invalid("inputs[\(index)].name must be a non-empty string without control characters.")
             }
             guard seen.insert(name).inserted else { throw Invalid("Input \"\(printable(name))\" is given twice.") }
-            guard let datatype = input["datatype"]?.string, let elementSize = elementSizes[datatype] else {
+            guard let datatype = input["datatype"]?.stringValue, let elementSize = elementSizes[datatype] else {
                 throw Invalid("inputs[\(index)].datatype is not a KServe v2 data type.")
             }
-            guard let shape = input["shape"]?.array else { throw Invalid("inputs[\(index)].shape must be an array of integers.") }
+            guard let shape = input["shape"]?.arrayValue else { throw Invalid("inputs[\(index)].shape must be an array of integers.") }
             var count = 1
             for dim in shape {
-                guard let v = dim.integer, v >= 0, v <= Int64(maxElements) else {
+                guard let v = Self.integer(dim), v >= 0, v <= Int64(maxElements) else {
                     throw Invalid("inputs[\(index)].shape must hold non-negative integers.")
                 }
                 let (product, overflow) = count.multipliedReportingOverflow(by: Int(v))
                 guard !overflow, product <= maxElements else { throw Invalid("inputs[\(index)].shape is too large.") }
                 count = product
             }
-            let parameters: [String: JSONNode]
-            if let p = input["parameters"] {
-                guard let o = p.object else { throw Invalid("inputs[\(index)].parameters must be an object.") }
-                parameters = o
-            } else {
-                parameters = [:]
-            }
+            let parameters = input["parameters"] ?? .object([])
+            guard case .object = parameters else { throw Invalid("inputs[\(index)].parameters must be an object.") }
             if parameters["shared_memory_region"] != nil {
                 throw Invalid("Shared-memory inputs are not accepted through the gateway.")
             }
             if let sizeValue = parameters["binary_data_size"] {
-                guard let size64 = sizeValue.integer, size64 >= 0, size64 <= Int64(body.count) else {
+                guard let size64 = Self.integer(sizeValue), size64 >= 0, size64 <= Int64(body.count) else {
                     throw Invalid("inputs[\(index)].parameters.binary_data_size must be a non-negative integer no larger than the body.")
                 }
                 let size = Int(size64)
@@ -94,9 +98,10 @@ enum InferRequestValidator {
             }
         }
         if let outputs = request["outputs"] {
-            guard let outputs = outputs.array else { throw Invalid("\"outputs\" must be an array.") }
+            guard let outputs = outputs.arrayValue else { throw Invalid("\"outputs\" must be an array.") }
             for (index, rawOutput) in outputs.enumerated() {
-                guard let output = rawOutput.object, let name = output["name"]?.string, !name.isEmpty,
+                let output = rawOutput
+                guard case .object = output, let name = output["name"]?.stringValue, !name.isEmpty,
                     !NameRules.hasControlBreaks(name)
                 else {
                     throw Invalid("outputs[\(index)].name must be a non-empty string without control characters.")
@@ -129,7 +134,37 @@ enum InferRequestValidator {
         }
     }
 
-    static func countLeaves(_ value: JSONNode, datatype: String, count: inout Int, depth: Int, index: Int) throws(Invalid) {
+    /// A JSON integer (not a number with a fraction or exponent form that happens to be whole).
+    static func integer(_ value: JSONValue) -> Int64? {
+        switch value {
+        case .int(let v): return v
+        case .uint(let v): return Int64(exactly: v)
+        default: return nil
+        }
+    }
+
+    static func hasDuplicateMembers(_ value: JSONValue, depth: Int) -> Bool {
+        guard depth <= maxDepth else { return false }  // the parser already bounds depth
+        switch value {
+        case .object(let members):
+            var keys = Set<String>()
+            for (key, member) in members {
+                guard keys.insert(key).inserted else { return true }
+                if hasDuplicateMembers(member, depth: depth + 1) { return true }
+            }
+            return false
+        case .array(let items):
+            // Tensor data arrays hold no objects worth walking element by element.
+            for item in items {
+                if case .object = item, hasDuplicateMembers(item, depth: depth + 1) { return true }
+            }
+            return false
+        default:
+            return false
+        }
+    }
+
+    static func countLeaves(_ value: JSONValue, datatype: String, count: inout Int, depth: Int, index: Int) throws(Invalid) {
         guard depth <= maxDepth else { throw Invalid("inputs[\(index)].data is nested too deeply.") }
         if case .array(let items) = value {
             for item in items { try countLeaves(item, datatype: datatype, count: &count, depth: depth + 1, index: index) }
@@ -139,10 +174,10 @@ enum InferRequestValidator {
         switch (datatype, value) {
         case ("BYTES", .string): ok = true
         case ("BOOL", .bool): ok = true
-        case ("FP16", .integer), ("FP16", .number), ("BF16", .integer), ("BF16", .number), ("FP32", .integer), ("FP32", .number),
-            ("FP64", .integer), ("FP64", .number):
+        case ("FP16", .int), ("FP16", .uint), ("FP16", .double), ("BF16", .int), ("BF16", .uint), ("BF16", .double),
+            ("FP32", .int), ("FP32", .uint), ("FP32", .double), ("FP64", .int), ("FP64", .uint), ("FP64", .double):
             ok = true
-        case (_, .integer): ok = datatype != "BYTES" && datatype != "BOOL"
+        case (_, .int), (_, .uint): ok = datatype != "BYTES" && datatype != "BOOL"
         default: ok = false
         }
         guard ok else { throw Invalid("inputs[\(index)].data holds a value that is not a \(datatype).") }

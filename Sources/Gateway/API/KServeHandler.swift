@@ -152,7 +152,7 @@ struct KServeHandler: Sendable {
         if method == "POST" {
             body = try await BodyReader.read(request, limit: core.configuration.limits.maxBodyBytes, timeout: core.requestTimeout)
             if !body.isEmpty {
-                guard JSONNode.parse(body)?.object != nil else { throw GatewayProblem.badRequest("The body must be a JSON object.") }
+                guard let parsed = try? JSONValue.parse(body), case .object = parsed else { throw GatewayProblem.badRequest("The body must be a JSON object.") }
                 headers.append(("Content-Type", "application/json"))
             }
             context.record.update {
