@@ -110,13 +110,13 @@ struct KServeHandler: Sendable {
         }
 
         let mediaType = request.headers[.contentType].flatMap { $0.split(separator: ";").first }
-            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            .map { NameRules.trimmedSpaces(String($0)).lowercased() }
         guard mediaType == nil || mediaType == "application/json" || mediaType == "application/octet-stream" else {
             throw GatewayProblem.unsupportedMediaType("Inference requests are application/json or application/octet-stream.")
         }
         var headerLength: Int?
         if let raw = request.headers[.inferenceHeaderContentLength] {
-            guard let n = Int(raw.trimmingCharacters(in: .whitespaces)), n > 0 else {
+            guard let n = Int(NameRules.trimmedSpaces(raw)), n > 0 else {
                 throw GatewayProblem.badRequest("Inference-Header-Content-Length must be a positive integer.")
             }
             headerLength = n
@@ -204,7 +204,7 @@ struct KServeHandler: Sendable {
             case "content-type":
                 if !NameRules.hasControlBreaks(value) { fields[.contentType] = value }
             case "inference-header-content-length":
-                if let n = Int(value.trimmingCharacters(in: .whitespaces)), n >= 0, n <= upstream.body.count {
+                if let n = Int(NameRules.trimmedSpaces(value)), n >= 0, n <= upstream.body.count {
                     fields[.inferenceHeaderContentLength] = String(n)
                 }
             default:

@@ -471,6 +471,14 @@ extension GatewayConfiguration {
 
 /// Rules for names that end up in upstream paths, headers or the audit log.
 public enum NameRules {
+    /// `value` without leading and trailing spaces and tabs (header values; no Foundation bridging).
+    static func trimmedSpaces(_ value: String) -> Substring {
+        var slice = Substring(value)
+        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
+        while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
+        return slice
+    }
+
     /// `[A-Za-z0-9_.-]{1,128}`, and not `.` or `..` or anything containing `..`.
     public static func isValidName(_ s: some StringProtocol) -> Bool {
         guard !s.isEmpty, s.utf8.count <= 128, !s.contains("..") else { return false }

@@ -97,8 +97,7 @@ struct EdgeMiddleware: RouterMiddleware {
                                  "The request headers are larger than the limit of \(core.configuration.limits.maxHeaderBytes) bytes.")
         }
         let rawPath = request.uri.path
-        let lowered = rawPath.lowercased()
-        for bad in ["%2f", "%5c", "%00", "%0d", "%0a", "%2e"] where lowered.contains(bad) {
+        if Self.hasEncodedSeparator(rawPath) {
             throw GatewayProblem.badRequest("The path contains an encoded separator or control character.")
         }
         if rawPath.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0 == ".." || $0 == "." }) {
@@ -107,6 +106,26 @@ struct EdgeMiddleware: RouterMiddleware {
         if NameRules.hasControlBreaks(request.uri.description) {
             throw GatewayProblem.badRequest("The request target contains a control character.")
         }
+    }
+
+    /// `%2f`, `%5c`, `%00`, `%0d`, `%0a` or `%2e` in any case: a byte scan, as this runs on every request.
+    static func hasEncodedSeparator(_ path: String) -> Bool {
+        let bytes = Array(path.utf8)
+        var i = 0
+        while i + 2 < bytes.count {
+            if bytes[i] == UInt8(ascii: "%") {
+                let hi = bytes[i + 1], lo = bytes[i + 2] | 0x20  // lower-case a letter
+                switch (hi, lo) {
+                case (UInt8(ascii: "2"), UInt8(ascii: "f")), (UInt8(ascii: "5"), UInt8(ascii: "c")), (UInt8(ascii: "0"), UInt8(ascii: "0")),
+                    (UInt8(ascii: "0"), UInt8(ascii: "d")), (UInt8(ascii: "0"), UInt8(ascii: "a")), (UInt8(ascii: "2"), UInt8(ascii: "e")):
+                    return true
+                default:
+                    break
+                }
+            }
+            i += 1
+        }
+        return false
     }
 
     static func problem(from status: HTTPResponse.Status) -> GatewayProblem {
