@@ -77,7 +77,7 @@ def run_perf(binary, url, workload, concurrency, duration):
             "--shape", f"INPUT0:{elements}", "--concurrency-range", str(concurrency),
             "--measurement-interval", str(int(duration * 1000)), "-f", report,
             # A shared 2-core machine is noisy: accept windows within 100% of each other.
-            "--stability-percentage", "100", "--max-trials", "10",
+            "--stability-percentage", "100", "--max-trials", "6",
         ]
         if strlen:
             command += ["--string-length", str(strlen)]
