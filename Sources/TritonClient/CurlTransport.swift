@@ -121,14 +121,26 @@ private let curlGlobalInit: Bool = {
 /// All libcurl calls happen on that thread; callers hand transfers over through a locked
 /// queue and `curl_multi_wakeup`, and get their answer through a continuation. The multi
 /// handle's connection cache is what keeps connections alive across calls.
-final class CurlMultiLoop: @unchecked Sendable {
+///
+/// The loop is also a `TaskExecutor`: tasks that prefer it run their jobs on the curl thread
+/// between transfers, so a call made from such a task neither wakes another thread to start
+/// its transfer nor waits for a pool thread to be woken when the answer arrives.
+/// The thread is only woken (`curl_multi_wakeup`) when it sleeps in `curl_multi_poll`.
+final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
     private let multi: UnsafeMutableRawPointer
     private let settings: CurlSettings
     private let forbidReuse: Bool
     private let lock = NSLock()
     private var pending: [CurlTransfer] = []
     private var cancellations: [CurlTransfer] = []
+    private var jobs: [UnownedJob] = []
     private var shuttingDown = false
+    /// True while the curl thread is (about to be) blocked in `curl_multi_poll`.
+    private var sleeping = false
+    /// True once the thread has left its loop; jobs then go to the global executor.
+    private var ended = false
+    /// The curl thread, once it runs (for ``isCurrentThread``).
+    private var thread: pthread_t?
 
     // Curl thread only.
     private var active: [UnsafeMutableRawPointer: CurlTransfer] = [:]
@@ -165,8 +177,9 @@ final class CurlMultiLoop: @unchecked Sendable {
             return
         }
         pending.append(transfer)
+        let wake = sleeping
         lock.unlock()
-        curl_multi_wakeup(multi)
+        if wake { curl_multi_wakeup(multi) }
     }
 
     /// Asks the curl thread to abort a transfer (a no-op if it already finished).
@@ -174,8 +187,9 @@ final class CurlMultiLoop: @unchecked Sendable {
         lock.lock()
         transfer.cancelRequested = true
         cancellations.append(transfer)
+        let wake = sleeping
         lock.unlock()
-        curl_multi_wakeup(multi)
+        if wake { curl_multi_wakeup(multi) }
     }
 
     /// Stops the thread; transfers still in flight fail as cancelled.
@@ -186,16 +200,51 @@ final class CurlMultiLoop: @unchecked Sendable {
         curl_multi_wakeup(multi)
     }
 
+    // MARK: TaskExecutor
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        lock.lock()
+        if ended {
+            lock.unlock()
+            // The thread is gone (the client was shut down): run the job on the global pool.
+            globalConcurrentExecutor.enqueue(unowned)
+            return
+        }
+        jobs.append(unowned)
+        let wake = sleeping
+        lock.unlock()
+        if wake { curl_multi_wakeup(multi) }
+    }
+
+    /// Whether the caller runs on the curl thread.
+    var isCurrentThread: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let thread else { return false }
+        return pthread_equal(thread, pthread_self()) != 0
+    }
+
     private func run() {
+        lock.lock()
+        thread = pthread_self()
+        lock.unlock()
         var running: Int32 = 0
+        var ready: [UnownedJob] = []
         while true {
             lock.lock()
             let starting = pending
             pending.removeAll(keepingCapacity: true)
             let aborting = cancellations
             cancellations.removeAll(keepingCapacity: true)
+            swap(&ready, &jobs)
             let stop = shuttingDown
             lock.unlock()
+
+            // Jobs of tasks that prefer this executor; they may submit transfers, which
+            // the next turn starts without any wakeup.
+            for job in ready { job.runSynchronously(on: asUnownedTaskExecutor()) }
+            ready.removeAll(keepingCapacity: true)
 
             if stop {
                 let error = TritonClientError(code: .cancelled, message: "the client was shut down")
@@ -212,8 +261,29 @@ final class CurlMultiLoop: @unchecked Sendable {
 
             curl_multi_perform(multi, &running)
             collectFinished()
-            curl_multi_poll(multi, nil, 0, 1000, nil)
+
+            // Sleep only when nothing is queued; callers wake the thread only while it sleeps.
+            lock.lock()
+            let idle = pending.isEmpty && cancellations.isEmpty && jobs.isEmpty && !shuttingDown
+            sleeping = idle
+            lock.unlock()
+            if idle {
+                curl_multi_poll(multi, nil, 0, 1000, nil)
+                lock.lock()
+                sleeping = false
+                lock.unlock()
+            }
         }
+        lock.lock()
+        ended = true
+        let leftover = jobs
+        jobs.removeAll()
+        let late = pending
+        pending.removeAll()
+        lock.unlock()
+        let error = TritonClientError(code: .cancelled, message: "the client was shut down")
+        for transfer in late { transfer.finish(.failure(error)) }
+        for job in leftover { globalConcurrentExecutor.enqueue(job) }
         idleHandles.removeAll()
         curl_multi_cleanup(multi)
     }

@@ -23,6 +23,10 @@ struct TritonLoad: AsyncParsableCommand {
     var binary: Bool = true
     @Flag(help: "Send tensors as JSON (same as --no-binary).") var json: Bool = false
     @Option(name: .customLong("header"), help: "Extra header K:V (repeatable).") var headers: [String] = []
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Run the load tasks on the client's own thread (client.executor) rather than Swift's default pool.")
+    var clientThread: Bool = true
 
     func validate() throws {
         guard concurrency > 0, elements > 0, durationSeconds > 0, warmupSeconds >= 0 else {
@@ -52,7 +56,8 @@ struct TritonLoad: AsyncParsableCommand {
         let measureFrom = start + .milliseconds(Int(warmupSeconds * 1000))
         let stopAt = measureFrom + .milliseconds(Int(durationSeconds * 1000))
 
-        let perTask = try await withThrowingTaskGroup(of: (latencies: [Int64], errors: Int).self) { group in
+        let perTask = try await withTaskExecutorPreference(clientThread ? client.executor : nil) {
+          try await withThrowingTaskGroup(of: (latencies: [Int64], errors: Int).self) { group in
             for _ in 0..<concurrency {
                 group.addTask {
                     var latencies: [Int64] = []
@@ -82,6 +87,7 @@ struct TritonLoad: AsyncParsableCommand {
             var all: [(latencies: [Int64], errors: Int)] = []
             for try await result in group { all.append(result) }
             return all
+          }
         }
         var latencies = perTask.flatMap(\.latencies)
         let errors = perTask.reduce(0) { $0 + $1.errors }

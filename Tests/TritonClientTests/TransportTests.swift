@@ -141,6 +141,61 @@ import Testing
         #expect(ContinuousClock.now - started < .seconds(3))
     }
 
+    @Test func tasksPreferringTheClientExecutorRunOnItsThread() async throws {
+        let server = try CannedHTTPServer { _ in CannedHTTPServer.response(body: []) }
+        defer { server.stop() }
+        let client = try cannedClient(server.url) { $0.maxConnectionsPerHost = 4 }
+        let outcomes = try await withTaskExecutorPreference(client.executor) {
+            try await withThrowingTaskGroup(of: (live: Int, onCurlThread: Int).self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        var live = 0, onCurlThread = 0
+                        for _ in 0..<20 {
+                            if try await client.isServerLive() { live += 1 }
+                            if client.loop.isCurrentThread { onCurlThread += 1 }
+                        }
+                        return (live, onCurlThread)
+                    }
+                }
+                return try await group.reduce(into: [(live: Int, onCurlThread: Int)]()) { $0.append($1) }
+            }
+        }
+        #expect(outcomes.map(\.live) == Array(repeating: 20, count: 8))
+        #expect(outcomes.map(\.onCurlThread) == Array(repeating: 20, count: 8))
+        // Without the preference the same calls resume on Swift's default pool.
+        _ = try await client.isServerLive()
+        #expect(!client.loop.isCurrentThread)
+    }
+
+    @Test func cancellationWorksOnTheClientExecutor() async throws {
+        let server = try CannedHTTPServer { _ in nil }
+        defer { server.stop() }
+        let client = try cannedClient(server.url)
+        let task = Task(executorPreference: client.executor) { try await client.isServerLive() }
+        try await Task.sleep(for: .milliseconds(200))
+        task.cancel()
+        await #expect {
+            try await task.value
+        } throws: { ($0 as? TritonClientError)?.code == .cancelled }
+    }
+
+    @Test func theExecutorOfAStoppedClientStillRunsTasks() async throws {
+        let server = try CannedHTTPServer { _ in CannedHTTPServer.response(body: []) }
+        defer { server.stop() }
+        let client = try cannedClient(server.url)
+        let executor = client.executor
+        client.loop.shutdown()
+        // The curl thread is gone (or going): jobs must land on the default pool, not be lost.
+        let value = await withTaskExecutorPreference(executor) {
+            try? await Task.sleep(for: .milliseconds(5))
+            return 42
+        }
+        #expect(value == 42)
+        await #expect {
+            try await withTaskExecutorPreference(executor) { try await client.isServerLive() }
+        } throws: { ($0 as? TritonClientError)?.code == .cancelled }
+    }
+
     @Test func refusedConnectionIsConnectionFailed() async throws {
         // Bind a port, then close it, so nothing listens there.
         let server = try CannedHTTPServer { _ in nil }
