@@ -366,3 +366,25 @@ struct AuditKillTests {
         }
     }
 }
+
+@Suite("Audit encodings")
+struct AuditEncodingTests {
+    @Test func timestampsMatchFoundationsRFC3339Format() {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        for seconds in [0.0, 1.5, 951_782_400.999, 1_795_000_000.123, 4_102_444_799.5, 1_795_000_000.9996] {
+            let date = Date(timeIntervalSince1970: seconds)
+            #expect(UTCTimestamp.millis(date) == formatter.string(from: date), "at \(seconds)")
+        }
+        #expect(UTCTimestamp.millis(Date(timeIntervalSince1970: 1_795_000_000.25)) == "2026-11-18T11:06:40.250Z")
+    }
+
+    @Test func hexAndMillisecondFormatting() {
+        #expect(HexEncoding.lowercase([0x00, 0x0f, 0xa0, 0xff]) == "000fa0ff")
+        #expect(HexEncoding.lowercase([UInt8]()) == "")
+        #expect(EdgeMiddleware.milliseconds(0.0123456) == "12.346")
+        #expect(EdgeMiddleware.milliseconds(2) == "2000.000")
+        #expect(EdgeMiddleware.milliseconds(0.000_001) == "0.001")
+    }
+}

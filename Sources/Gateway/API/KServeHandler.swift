@@ -122,7 +122,7 @@ struct KServeHandler: Sendable {
             headerLength = n
         }
         context.record.update { $0.contentType = mediaType ?? "application/json" }
-        let body = try await BodyReader.read(request, limit: core.configuration.limits.maxBodyBytes, timeout: core.requestTimeout)
+        let body = try await BodyReader.read(request, limit: core.configuration.limits.maxBodyBytes)
         context.record.update {
             $0.inputBytes = body.count
             $0.inputHMAC = core.inputHMAC(body)
@@ -150,7 +150,7 @@ struct KServeHandler: Sendable {
         var body: [UInt8] = []
         var headers: [(String, String)] = [("traceparent", context.trace.childHeader()), ("X-Request-Id", context.requestID)]
         if method == "POST" {
-            body = try await BodyReader.read(request, limit: core.configuration.limits.maxBodyBytes, timeout: core.requestTimeout)
+            body = try await BodyReader.read(request, limit: core.configuration.limits.maxBodyBytes)
             if !body.isEmpty {
                 guard let parsed = try? JSONValue.parse(body), case .object = parsed else { throw GatewayProblem.badRequest("The body must be a JSON object.") }
                 headers.append(("Content-Type", "application/json"))

@@ -115,7 +115,7 @@ struct ModerationHandler: Sendable {
         }
         context.record.update { $0.contentType = mediaType }
         let limit = core.configuration.limits.maxBodyBytes
-        let body = try await BodyReader.read(request, limit: limit, timeout: core.requestTimeout)
+        let body = try await BodyReader.read(request, limit: limit)
         context.record.update { $0.inputBytes = body.count }
         var image = body
         if isJSON {

@@ -291,7 +291,6 @@ final class AuditWriter: @unchecked Sendable {
     private var fileBytes = 0
     private var seq: Int
     private var prevHash: String
-    private let timestamps: ISO8601DateFormatter
 
     typealias Configuration = AuditLog.Configuration
 
@@ -307,8 +306,6 @@ final class AuditWriter: @unchecked Sendable {
         self.fileIndex = recovered.nextFileIndex
         self.seq = recovered.lastSeq
         self.prevHash = recovered.lastHash
-        self.timestamps = ISO8601DateFormatter()
-        timestamps.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         try openNextFile()
         stats.lastSeq = seq
         stats.lastHash = prevHash
@@ -468,14 +465,14 @@ final class AuditWriter: @unchecked Sendable {
     private func encode(_ payload: Payload, seq: Int, at now: Date) -> [UInt8] {
         var json = AuditJSONWriter()
         json.int("seq", seq)
-        json.string("ts", timestamps.string(from: now))
+        json.string("ts", UTCTimestamp.millis(now))
         json.string("instance", configuration.instanceID)
         switch payload {
         case .request(let event):
             json.string("type", "request")
             json.string("request_id", event.requestID)
             json.string("trace_id", event.traceID)
-            json.string("received_at", timestamps.string(from: event.receivedAt))
+            json.string("received_at", UTCTimestamp.millis(event.receivedAt))
             if let subject = event.subject {
                 switch configuration.subjectMode {
                 case .plain:

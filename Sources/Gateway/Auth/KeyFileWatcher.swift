@@ -28,7 +28,7 @@ public final class KeyFileWatcher: Service, Sendable {
     func fingerprint() -> [String] {
         authenticator.keyFiles.map { url in
             let data = (try? Data(contentsOf: url)) ?? Data()
-            return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+            return HexEncoding.lowercase(SHA256.hash(data: data))
         }
     }
 

@@ -30,8 +30,11 @@ final class PeerConnectionCounter: Sendable {
 /// Per-connection guard after the HTTP decoder: refuses a peer's connection
 /// beyond `listen.max_connections_per_peer`, answers 408 and closes when the
 /// first request head does not arrive within `timeouts.request` of the
-/// connection opening (headers trickled, or a client that never sends), and
-/// quietly closes a keep-alive connection left idle that long after a response.
+/// connection opening (headers trickled, or a client that never sends), answers
+/// 408 and closes when a request's body has not fully arrived within
+/// `timeouts.request` of its head (or only closes, if the handler already
+/// answered without waiting for the body), and quietly closes a keep-alive
+/// connection left idle that long after a response.
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -42,7 +45,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     let headTimeout: TimeAmount
     private var peer: String?
     private var timer: Scheduled<Void>?
+    private var bodyTimer: Scheduled<Void>?
     private var requestInProgress = false
+    private var bodyComplete = true
+    private var responseStarted = false
+    private var answeredByGuard = false
     private var servedRequests = 0
 
     init(counter: PeerConnectionCounter, headTimeout: TimeAmount) {
@@ -73,6 +80,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        bodyTimer?.cancel()
+        bodyTimer = nil
         if let peer { counter.close(peer) }
         peer = nil
         context.fireChannelInactive()
@@ -80,6 +89,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
+        bodyTimer?.cancel()
         if let peer { counter.close(peer) }
         peer = nil
     }
@@ -102,12 +112,29 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
+        answer408(context: context, detail: "The request head did not arrive in time.")
+    }
+
+    private func bodyTimedOut(context: ChannelHandlerContext) {
+        bodyTimer = nil
+        guard requestInProgress, !bodyComplete, context.channel.isActive else { return }
+        // The handler is still waiting for the body (or has answered already, in which
+        // case a second answer would corrupt the exchange: then just close).
+        guard !responseStarted else {
+            context.close(promise: nil)
+            return
+        }
+        answeredByGuard = true
+        answer408(context: context, detail: "The request body did not arrive in time.")
+    }
+
+    private func answer408(context: ChannelHandlerContext, detail: String) {
         let requestID = UUID().uuidString.lowercased()
         var head = HTTPResponse(status: .requestTimeout)
         head.headerFields[.connection] = "close"
         head.headerFields[.contentType] = "application/problem+json"
         head.headerFields[.requestID] = requestID
-        let body = ByteBuffer(string: "{\"detail\":\"The request head did not arrive in time.\",\"instance\":\"\(requestID)\",\"status\":408,\"title\":\"Request Timeout\",\"type\":\"https://moderation-gateway.invalid/problems/request-timeout\"}")
+        let body = ByteBuffer(string: "{\"detail\":\"\(detail)\",\"instance\":\"\(requestID)\",\"status\":408,\"title\":\"Request Timeout\",\"type\":\"https://moderation-gateway.invalid/problems/request-timeout\"}")
         head.headerFields[.contentLength] = String(body.readableBytes)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
@@ -115,19 +142,45 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head = unwrapInboundIn(data) {
+        switch unwrapInboundIn(data) {
+        case .head:
             requestInProgress = true
+            responseStarted = false
+            bodyComplete = false
             timer?.cancel()
             timer = nil
+            bodyTimer?.cancel()
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            bodyTimer = context.eventLoop.scheduleTask(in: headTimeout) {
+                let (handler, context) = loopBound.value
+                handler.bodyTimedOut(context: context)
+            }
+        case .end:
+            bodyComplete = true
+            bodyTimer?.cancel()
+            bodyTimer = nil
+        case .body:
+            break
         }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) {
+        if answeredByGuard {
+            // The 408 already answered this request and the connection is closing:
+            // the handler's late answer must not follow it.
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        switch unwrapOutboundIn(data) {
+        case .head:
+            responseStarted = true
+        case .end:
             requestInProgress = false
             servedRequests += 1
             armTimer(context: context)
+        case .body:
+            break
         }
         context.write(data, promise: promise)
     }

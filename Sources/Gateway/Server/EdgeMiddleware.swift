@@ -71,16 +71,27 @@ struct EdgeMiddleware: RouterMiddleware {
         response.headers[.requestID] = context.requestID
         let status = Int(response.status.code)
         core.metrics.recordRequest(route: route, status: status, decision: record.verdict, seconds: seconds)
-        var metadata: Logger.Metadata = [
-            "http.method": .string(request.method.rawValue), "http.route": .string(route), "http.status": .stringConvertible(status),
-            "duration.ms": .string(String(format: "%.3f", seconds * 1000)),
-        ]
-        if let subject = record.principal?.subject { metadata["auth.subject"] = .string(subject) }
-        if let problemSlug { metadata["problem"] = .string(problemSlug) }
-        if let reason = record.authFailureReason { metadata["auth.failure"] = .string(reason) }
-        if let verdict = record.verdict { metadata["moderation.decision"] = .string(verdict) }
-        context.logger.info("request", metadata: metadata)
+        // The access line is built only when it will be written (at warning level and above
+        // it is not, and building it is a measurable share of a request's cost).
+        if context.logger.logLevel <= .info {
+            var metadata: Logger.Metadata = [
+                "http.method": .string(request.method.rawValue), "http.route": .string(route), "http.status": .stringConvertible(status),
+                "duration.ms": .string(Self.milliseconds(seconds)),
+            ]
+            if let subject = record.principal?.subject { metadata["auth.subject"] = .string(subject) }
+            if let problemSlug { metadata["problem"] = .string(problemSlug) }
+            if let reason = record.authFailureReason { metadata["auth.failure"] = .string(reason) }
+            if let verdict = record.verdict { metadata["moderation.decision"] = .string(verdict) }
+            context.logger.info("request", metadata: metadata)
+        }
         return response
+    }
+
+    /// Seconds as milliseconds with three decimals ("12.345"), without Foundation's formatter.
+    static func milliseconds(_ seconds: Double) -> String {
+        let micros = max(0, Int((seconds * 1_000_000).rounded()))
+        let fraction = String(micros % 1000)
+        return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 
     /// Checks that apply to every request before routing.

@@ -18,7 +18,7 @@ public final class GatewayCore: Sendable {
     public let traffic: TrafficRuntime?
     /// The audit log when `audit.enabled` (for the admin API).
     public let auditLog: AuditLog?
-    let auditKey: [UInt8]?
+    let auditKey: SendableKey?
     let requestTimeout: Duration
 
     init(
@@ -43,7 +43,7 @@ public final class GatewayCore: Sendable {
         if configuration.audit.enabled, let keyFile = configuration.audit.keyFile,
             let key = FileManager.default.contents(atPath: configuration.resolvePath(keyFile).path)
         {
-            self.auditKey = [UInt8](key)
+            self.auditKey = SendableKey(SymmetricKey(data: key))
         } else {
             self.auditKey = nil
         }
@@ -53,7 +53,7 @@ public final class GatewayCore: Sendable {
     /// Keyed hash of request bytes for the audit log (never the bytes themselves).
     func inputHMAC(_ bytes: [UInt8]) -> String? {
         guard let auditKey, !bytes.isEmpty else { return nil }
-        return HMAC<SHA256>.authenticationCode(for: bytes, using: SymmetricKey(data: auditKey)).map { String(format: "%02x", $0) }.joined()
+        return HexEncoding.lowercase(HMAC<SHA256>.authenticationCode(for: bytes, using: auditKey.key))
     }
 
     /// Verifies the bearer token, checks the permission (and model allowlist),
@@ -95,4 +95,10 @@ public final class GatewayCore: Sendable {
             return GatewayProblem(.unauthorized, "unauthorized", "A valid bearer token is required.", headers: [(.wwwAuthenticate, challenge)])
         }
     }
+}
+
+/// A symmetric key made once and shared read-only (swift-crypto 3 does not mark `SymmetricKey` `Sendable`).
+struct SendableKey: @unchecked Sendable {
+    let key: SymmetricKey
+    init(_ key: SymmetricKey) { self.key = key }
 }
