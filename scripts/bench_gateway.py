@@ -17,6 +17,7 @@ TRITON_PORT = int(os.environ.get("BENCH_TRITON_PORT", "8330"))
 GATEWAY_PORT = int(os.environ.get("BENCH_GATEWAY_PORT", "8340"))
 TRITON_NAME = os.environ.get("BENCH_TRITON_NAME", "bench-gateway")
 AUDITED_GATEWAY_PORT = GATEWAY_PORT + 2
+NGINX_PORT = GATEWAY_PORT + 4
 
 
 def log(msg):
@@ -60,6 +61,95 @@ def perf(perf_analyzer, url, concurrency, seconds, token=None):
         "p50_us": float(row["p50 latency"]),
         "p99_us": float(row["p99 latency"]),
     }
+
+
+def cpu_seconds(pids):
+    """User + system CPU seconds of these processes (all their threads)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def triton_requests():
+    """Successful inferences Triton has counted for the benchmark's models."""
+    total = 0
+    for model in ("identity_fp32", "identity_fp32_batched"):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{TRITON_PORT}/v2/models/{model}/stats", timeout=5) as r:
+                total += int(json.load(r)["model_stats"][0]["inference_stats"]["success"]["count"])
+        except (OSError, ValueError, KeyError, IndexError):
+            pass
+    return total
+
+
+def perf_with_cpu(perf_analyzer, url, concurrency, seconds, pids, token=None):
+    """perf() plus the CPU the given processes (the proxy in the path) spent per request,
+    counting the requests that reached Triton while perf_analyzer ran."""
+    before, count_before = cpu_seconds(pids), triton_requests()
+    result = perf(perf_analyzer, url, concurrency, seconds, token)
+    used, count = cpu_seconds(pids) - before, triton_requests() - count_before
+    result["proxy_cpu_us_per_request"] = used / max(count, 1) * 1e6
+    return result
+
+
+def nginx_reference(work, perf_analyzer, seconds):
+    """A bare reverse proxy (nginx, keep-alive upstream, no auth, no audit) in the same
+    place as the gateway: what any HTTP hop costs on this machine. None without nginx."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if not nginx:
+        log("nginx not installed (apt-get install nginx-light): skipping the reference proxy run")
+        return None
+    folder = os.path.join(work, "nginx")
+    os.makedirs(folder, exist_ok=True)
+    conf = os.path.join(folder, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1;
+daemon off;
+error_log {folder}/error.log warn;
+pid {folder}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {folder}/body;
+  proxy_temp_path {folder}/proxy;
+  fastcgi_temp_path {folder}/fastcgi;
+  uwsgi_temp_path {folder}/uwsgi;
+  scgi_temp_path {folder}/scgi;
+  upstream triton {{ server 127.0.0.1:{TRITON_PORT}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{NGINX_PORT};
+    location / {{ proxy_pass http://triton; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+  }}
+}}
+""")
+    proxy = subprocess.Popen([nginx, "-c", conf, "-e", os.path.join(folder, "error.log")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        if not wait_http(f"http://127.0.0.1:{NGINX_PORT}/v2/health/ready", 20):
+            log("nginx did not start: skipping the reference proxy run")
+            return None
+        workers = subprocess.run(["pgrep", "-P", str(proxy.pid)], capture_output=True, text=True).stdout.split()
+        log("perf_analyzer identity_fp32 concurrency 16: direct (again, for the nginx reference)")
+        direct = perf(perf_analyzer, f"127.0.0.1:{TRITON_PORT}", 16, seconds)
+        log("perf_analyzer identity_fp32 concurrency 16: through nginx")
+        via = perf_with_cpu(perf_analyzer, f"127.0.0.1:{NGINX_PORT}", 16, seconds, [proxy.pid] + [int(w) for w in workers])
+        return {"direct_c16": direct, "nginx_c16": via, "ratio_throughput_c16": via["throughput"] / direct["throughput"]}
+    finally:
+        # nginx runs in its own session: stop the master and its workers together.
+        try:
+            os.killpg(proxy.pid, signal.SIGTERM)
+            proxy.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proxy.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def hey(url, token, image, concurrency, seconds):
@@ -112,7 +202,7 @@ def audited_run(results, work, base_config, gateway_bin, perf_analyzer, seconds)
         log("perf_analyzer identity_fp32 concurrency 16: direct (again, for the audited run)")
         direct = perf(perf_analyzer, f"127.0.0.1:{TRITON_PORT}", 16, seconds)
         log("perf_analyzer identity_fp32 concurrency 16: gateway with audit log and 95/5 split")
-        via = perf(perf_analyzer, f"127.0.0.1:{AUDITED_GATEWAY_PORT}", 16, seconds, token)
+        via = perf_with_cpu(perf_analyzer, f"127.0.0.1:{AUDITED_GATEWAY_PORT}", 16, seconds, [gateway.pid], token)
         after = admin("/admin/audit")
         records = after["records"] - before["records"]
         fsyncs = max(1, after["fsyncs"] - before["fsyncs"])
@@ -224,7 +314,7 @@ logging: {{level: warning, format: json}}
             log(f"perf_analyzer identity_fp32 concurrency {c}: direct")
             direct = perf(perf_analyzer, f"127.0.0.1:{TRITON_PORT}", c, args.seconds)
             log(f"perf_analyzer identity_fp32 concurrency {c}: through the gateway")
-            via = perf(perf_analyzer, f"127.0.0.1:{GATEWAY_PORT}", c, args.seconds, token)
+            via = perf_with_cpu(perf_analyzer, f"127.0.0.1:{GATEWAY_PORT}", c, args.seconds, [gateway.pid], token)
             results["paths"][f"direct_c{c}"] = direct
             results["paths"][f"gateway_c{c}"] = via
             results[f"ratio_throughput_c{c}"] = via["throughput"] / direct["throughput"]
@@ -237,6 +327,13 @@ logging: {{level: warning, format: json}}
                 results["paths"][f"moderate_c{c}"] = hey(f"http://127.0.0.1:{GATEWAY_PORT}/v1/moderate", token, image, c, args.seconds * 2)
         if not args.no_audit_run:
             audited_run(results, work, config, gateway_bin, perf_analyzer, args.seconds)
+        try:
+            reference = nginx_reference(work, perf_analyzer, args.seconds)
+        except Exception as error:  # the reference is optional: keep what was measured
+            log(f"the nginx reference run failed: {error}")
+            reference = None
+        if reference:
+            results["nginx_reference"] = reference
     finally:
         if gateway:
             gateway.send_signal(signal.SIGTERM)
@@ -248,9 +345,11 @@ logging: {{level: warning, format: json}}
             subprocess.run(["scripts/triton", "stop", "--name", TRITON_NAME], cwd=root, env=env)
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"{'path':<16}{'throughput/s':>14}{'p50 us':>10}{'p99 us':>10}")
+    print(f"{'path':<16}{'throughput/s':>14}{'p50 us':>10}{'p99 us':>10}{'proxy cpu us/req':>18}")
     for name, r in results["paths"].items():
-        print(f"{name:<16}{r['throughput']:>14.1f}{r['p50_us']:>10.0f}{r['p99_us']:>10.0f}")
+        cpu = r.get("proxy_cpu_us_per_request")
+        print(f"{name:<16}{r['throughput']:>14.1f}{r['p50_us']:>10.0f}{r['p99_us']:>10.0f}"
+              f"{(f'{cpu:.0f}' if cpu is not None else '-'):>18}")
     for c in (1, 16):
         print(f"concurrency {c:>2}: gateway/direct throughput {results[f'ratio_throughput_c{c}']:.3f}, "
               f"added p50 {results[f'added_p50_us_c{c}']:.0f} us, added p99 {results[f'added_p99_us_c{c}']:.0f} us")
@@ -259,7 +358,14 @@ logging: {{level: warning, format: json}}
         print(f"audit on + 95/5 split, concurrency 16: gateway/direct throughput {a['ratio_throughput_c16']:.3f} "
               f"(target >= 0.85), added p50 {a['added_p50_us_c16']:.0f} us; "
               f"{a['records_per_fsync']:.1f} records per fsync, mean fsync {a['mean_fsync_ms']:.3f} ms, "
-              f"max fsync {a['max_fsync_ms']:.3f} ms, split {a['variant_counts']}")
+              f"max fsync {a['max_fsync_ms']:.3f} ms, split {a['variant_counts']}; "
+              f"gateway CPU {a['gateway_c16']['proxy_cpu_us_per_request']:.0f} us per request")
+    if "nginx_reference" in results:
+        n = results["nginx_reference"]
+        print(f"reference, nginx as a bare keep-alive proxy (no auth, no audit), concurrency 16: "
+              f"nginx/direct throughput {n['ratio_throughput_c16']:.3f}, "
+              f"nginx CPU {n['nginx_c16']['proxy_cpu_us_per_request']:.0f} us per request "
+              f"(the gateway's, with auth and all checks: {results['paths']['gateway_c16']['proxy_cpu_us_per_request']:.0f})")
     if args.json_path:
         with open(args.json_path, "w") as f:
             json.dump(results, f, indent=2)

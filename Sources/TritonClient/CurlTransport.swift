@@ -192,12 +192,13 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
         if wake { curl_multi_wakeup(multi) }
     }
 
-    /// Stops the thread; transfers still in flight fail as cancelled.
+    /// Stops the thread; transfers still in flight fail as cancelled. Safe to call more than once.
     func shutdown() {
         lock.lock()
+        let first = !shuttingDown
         shuttingDown = true
         lock.unlock()
-        curl_multi_wakeup(multi)
+        if first { curl_multi_wakeup(multi) }
     }
 
     // MARK: TaskExecutor
@@ -285,8 +286,11 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
         for transfer in late { transfer.finish(.failure(error)) }
         for job in leftover { globalConcurrentExecutor.enqueue(job) }
         idleHandles.removeAll()
-        curl_multi_cleanup(multi)
+        // The multi handle itself is freed in deinit: callers may still hold the loop
+        // (a client, a task preferring its executor) and call curl_multi_wakeup on it.
     }
+
+    deinit { curl_multi_cleanup(multi) }
 
     private func start(_ transfer: CurlTransfer) {
         lock.lock()

@@ -207,6 +207,30 @@ struct EndToEndTests {
         }
     }
 
+    @Test func bodyDeadlineHoldsOnKeepAliveAndNeverAddsASecondAnswer() async throws {
+        try await withGateway(overrides: [
+            "timeouts": "timeouts:\n  connect: 1\n  request: 1\n  upstream_deadline: 5\n",
+        ]) { _, port in
+            // A quick request, then on the same connection one whose body trickles: 200, then 408.
+            let keepAlive = try RawSocket(port: port)
+            keepAlive.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(200))
+            keepAlive.send("POST /v1/moderate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(try setup.token(roles: ["client"]))\r\nContent-Type: image/jpeg\r\nContent-Length: 5000\r\n\r\n\u{FF}\u{D8}")
+            let answers = keepAlive.readAll()
+            #expect(answers.hasPrefix("HTTP/1.1 200"), "first answer: \(answers.prefix(40))")
+            #expect(answers.components(separatedBy: "HTTP/1.1 ").count == 3, "exactly two answers: \(answers)")
+            #expect(answers.contains("HTTP/1.1 408"), "the trickled body of the second request gets 408")
+
+            // Refused before its body is read (no token): one 401, then the connection closes
+            // when the rest of the body does not come, without a 408 after the 401.
+            let early = try RawSocket(port: port)
+            early.send("POST /v1/moderate HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 5000\r\n\r\n\u{FF}\u{D8}")
+            let only = early.readAll()
+            #expect(only.hasPrefix("HTTP/1.1 401"), "answer: \(only.prefix(40))")
+            #expect(!only.contains("HTTP/1.1 408"), "no second answer after the 401: \(only)")
+        }
+    }
+
     @Test func upstreamDeadlineIs504AndTheTransferIsAborted() async throws {
         let token = try setup.token()
         let body = Array(#"{"inputs":[{"name":"INPUT0","shape":[1],"datatype":"FP32","data":[1]}],"parameters":{"delay_ms":4000}}"#.utf8)

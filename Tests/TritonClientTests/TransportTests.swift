@@ -167,16 +167,34 @@ import Testing
         #expect(!client.loop.isCurrentThread)
     }
 
+    @Test func anIdleClientThreadPicksUpCallsPromptly() async throws {
+        // The curl thread sleeps in curl_multi_poll between calls and is woken only then:
+        // a lost wakeup would leave each call waiting for the poll's 1 s timeout.
+        let server = try CannedHTTPServer { _ in CannedHTTPServer.response(body: []) }
+        defer { server.stop() }
+        let client = try cannedClient(server.url)
+        _ = try await client.isServerLive()
+        let started = ContinuousClock.now
+        for _ in 0..<10 {
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(try await client.isServerLive())
+        }
+        #expect(ContinuousClock.now - started < .seconds(4), "10 calls after idle gaps took \(ContinuousClock.now - started)")
+    }
+
     @Test func cancellationWorksOnTheClientExecutor() async throws {
         let server = try CannedHTTPServer { _ in nil }
         defer { server.stop() }
         let client = try cannedClient(server.url)
         let task = Task(executorPreference: client.executor) { try await client.isServerLive() }
         try await Task.sleep(for: .milliseconds(200))
+        let started = ContinuousClock.now
         task.cancel()
         await #expect {
             try await task.value
         } throws: { ($0 as? TritonClientError)?.code == .cancelled }
+        // The server never answers and the client's timeout is 10 s: only the cancellation ends it.
+        #expect(ContinuousClock.now - started < .seconds(3))
     }
 
     @Test func theExecutorOfAStoppedClientStillRunsTasks() async throws {

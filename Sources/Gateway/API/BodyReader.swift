@@ -19,12 +19,17 @@ enum BodyReader {
             expected = length
         }
         var bytes: [UInt8] = []
-        for try await var chunk in request.body {
-            if bytes.count + chunk.readableBytes > limit {
-                throw GatewayProblem.payloadTooLarge("The body is larger than the limit of \(limit) bytes.")
+        do {
+            for try await var chunk in request.body {
+                if bytes.count + chunk.readableBytes > limit {
+                    throw GatewayProblem.payloadTooLarge("The body is larger than the limit of \(limit) bytes.")
+                }
+                if bytes.isEmpty, chunk.readableBytes > 0 { bytes.reserveCapacity(chunk.readableBytes) }
+                if let part = chunk.readBytes(length: chunk.readableBytes) { bytes.append(contentsOf: part) }
             }
-            if bytes.isEmpty, chunk.readableBytes > 0 { bytes.reserveCapacity(chunk.readableBytes) }
-            if let part = chunk.readBytes(length: chunk.readableBytes) { bytes.append(contentsOf: part) }
+        } catch is BodyDeadlineExceeded {
+            throw GatewayProblem(.requestTimeout, "request-timeout", "The request body did not arrive in time.",
+                                 headers: [(.connection, "close")])
         }
         // A connection cut mid-body (by the client, or by ConnectionGuard's 408) can end
         // the stream early: a partial body is never passed on.

@@ -46,11 +46,17 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var peer: String?
     private var timer: Scheduled<Void>?
     private var bodyTimer: Scheduled<Void>?
-    private var requestInProgress = false
+    /// Request heads read and responses finished: a client may pipeline, so the
+    /// request whose body is arriving can be later than the one being answered.
+    private var headsRead = 0
+    private var responsesEnded = 0
+    /// The latest request's body has fully arrived (its `.end` was read).
     private var bodyComplete = true
+    /// The oldest unanswered request's response head has been written.
     private var responseStarted = false
     private var answeredByGuard = false
-    private var servedRequests = 0
+
+    private var requestInProgress: Bool { headsRead > responsesEnded }
 
     init(counter: PeerConnectionCounter, headTimeout: TimeAmount) {
         self.counter = counter
@@ -105,7 +111,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func timedOut(context: ChannelHandlerContext) {
         guard !requestInProgress, context.channel.isActive else { return }
-        guard servedRequests == 0 else {
+        guard responsesEnded == 0 else {
             // An idle keep-alive connection (a pooled client between requests):
             // close it quietly. An unsolicited 408 here could be read by the
             // client as the answer to a request it is sending at that moment.
@@ -117,10 +123,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func bodyTimedOut(context: ChannelHandlerContext) {
         bodyTimer = nil
-        guard requestInProgress, !bodyComplete, context.channel.isActive else { return }
-        // The handler is still waiting for the body (or has answered already, in which
-        // case a second answer would corrupt the exchange: then just close).
-        guard !responseStarted else {
+        guard !bodyComplete, context.channel.isActive else { return }
+        // The body reader must fail, not see a short body as the whole one.
+        defer { context.fireErrorCaught(BodyDeadlineExceeded()) }
+        // A 408 only when it can be read as this request's answer: the late request is
+        // the only one unanswered and its handler has not started answering. Otherwise
+        // (an answer under way, or an earlier pipelined request still being answered)
+        // any extra bytes would corrupt the exchange: just close.
+        guard headsRead - responsesEnded == 1, !responseStarted else {
             context.close(promise: nil)
             return
         }
@@ -144,8 +154,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head:
-            requestInProgress = true
-            responseStarted = false
+            headsRead += 1
             bodyComplete = false
             timer?.cancel()
             timer = nil
@@ -176,12 +185,17 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         case .head:
             responseStarted = true
         case .end:
-            requestInProgress = false
-            servedRequests += 1
-            armTimer(context: context)
+            responseStarted = false
+            responsesEnded += 1
+            // The idle timer runs only while no request is waiting for its answer.
+            if !requestInProgress { armTimer(context: context) }
         case .body:
             break
         }
         context.write(data, promise: promise)
     }
 }
+
+/// Fired into the pipeline when a request body misses its deadline, so a handler reading it
+/// gets an error instead of a body that merely ended early.
+struct BodyDeadlineExceeded: Error {}
