@@ -131,7 +131,7 @@ import TritonClient
                 headers: fields([(.authorization, "Bearer \(token)"), (.contentType, "image/jpeg"), (.traceparentHeader, traceparent),
                                  (HTTPField.Name("X-Forwarded-For")!, "10.0.0.1")]),
                 body: ByteBuffer(bytes: jpeg))
-            #expect(response.status == .ok)
+            #expect(response.status == .ok, "\(String(buffer: response.body))")
             let object = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
             #expect(object?["decision"] as? String == "review")
             #expect(object?["text"] as? String == "hello")

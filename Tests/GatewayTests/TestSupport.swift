@@ -1,5 +1,5 @@
 import Foundation
-import Gateway
+@testable import Gateway
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -16,7 +16,10 @@ struct TestSetup {
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-tests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        secret = (0..<48).map { _ in UInt8.random(in: 0...255) }
+        // Hex text, like `openssl rand -hex 32`: the gateway drops one trailing newline from a
+        // secret file, so raw random bytes ending in 0x0A or 0x0D (1 setup in 128) would give
+        // the gateway a different secret from the one tokens are minted with here.
+        secret = Array(HexEncoding.lowercase((0..<32).map { _ in UInt8.random(in: 0...255) }).utf8)
         try Data(secret).write(to: directory.appendingPathComponent("dev-secret"))
     }
 

@@ -325,7 +325,7 @@ struct TrafficEndToEndTests {
             let promoted = try await eventually(30) {
                 for caller in callers {
                     let response = try await caller.infer("canary")
-                    #expect(response.status == 200)
+                    #expect(response.status == 200, "\(String(decoding: response.body, as: UTF8.self))")
                 }
                 let (_, status) = try await admin.json("/admin/traffic")
                 return weightInForce(status, route: "canary", variant: "next") == 50
