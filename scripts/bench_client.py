@@ -17,37 +17,16 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 import numpy as np
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+from benchlib import model_stats, process_cpu
+
 
 
 def children_cpu():
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def process_cpu(pid):
-    """User + system CPU seconds of a process (0 when it cannot be read)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-def triton_stats(url, model):
-    """Triton's own counters for `model`: requests, time in server, time in the model instance (ns)."""
-    try:
-        with urllib.request.urlopen(f"http://{url}/v2/models/{model}/stats", timeout=5) as response:
-            stats = json.load(response)["model_stats"][0]["inference_stats"]
-    except (OSError, ValueError, KeyError, IndexError):
-        return None
-    compute = sum(int(stats[k]["ns"]) for k in ("compute_input", "compute_infer", "compute_output"))
-    return {"count": int(stats["success"]["count"]), "server_ns": int(stats["success"]["ns"]),
-            "queue_ns": int(stats["queue"]["ns"]), "compute_ns": compute}
 
 
 def triton_side(before, after, seconds):
@@ -218,9 +197,9 @@ def main():
                 order = names[round_index % len(names):] + names[:round_index % len(names)]
                 for tool in order:
                     triton_before, begin = process_cpu(args.triton_pid) if args.triton_pid else 0.0, time.perf_counter()
-                    stats_before = triton_stats(args.url, workload[1])
+                    stats_before = model_stats(args.url, workload[1])
                     result = runners[tool]()
-                    result.update(triton_side(stats_before, triton_stats(args.url, workload[1]), time.perf_counter() - begin))
+                    result.update(triton_side(stats_before, model_stats(args.url, workload[1]), time.perf_counter() - begin))
                     if args.triton_pid:
                         # Share of the machine's cores Triton used while this tool drove it.
                         used = process_cpu(args.triton_pid) - triton_before

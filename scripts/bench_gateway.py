@@ -13,6 +13,8 @@ import tempfile
 import time
 import urllib.request
 
+from benchlib import model_stats, process_cpu
+
 TRITON_PORT = int(os.environ.get("BENCH_TRITON_PORT", "8330"))
 GATEWAY_PORT = int(os.environ.get("BENCH_GATEWAY_PORT", "8340"))
 TRITON_NAME = os.environ.get("BENCH_TRITON_NAME", "bench-gateway")
@@ -63,37 +65,18 @@ def perf(perf_analyzer, url, concurrency, seconds, token=None):
     }
 
 
-def cpu_seconds(pids):
-    """User + system CPU seconds of these processes (all their threads)."""
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
-
-
 def triton_requests():
     """Successful inferences Triton has counted for the benchmark's models."""
-    total = 0
-    for model in ("identity_fp32", "identity_fp32_batched"):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{TRITON_PORT}/v2/models/{model}/stats", timeout=5) as r:
-                total += int(json.load(r)["model_stats"][0]["inference_stats"]["success"]["count"])
-        except (OSError, ValueError, KeyError, IndexError):
-            pass
-    return total
+    counts = [model_stats(f"127.0.0.1:{TRITON_PORT}", m) for m in ("identity_fp32", "identity_fp32_batched")]
+    return sum(c["count"] for c in counts if c)
 
 
 def perf_with_cpu(perf_analyzer, url, concurrency, seconds, pids, token=None):
     """perf() plus the CPU the given processes (the proxy in the path) spent per request,
     counting the requests that reached Triton while perf_analyzer ran."""
-    before, count_before = cpu_seconds(pids), triton_requests()
+    before, count_before = process_cpu(*pids), triton_requests()
     result = perf(perf_analyzer, url, concurrency, seconds, token)
-    used, count = cpu_seconds(pids) - before, triton_requests() - count_before
+    used, count = process_cpu(*pids) - before, triton_requests() - count_before
     result["proxy_cpu_us_per_request"] = used / max(count, 1) * 1e6
     return result
 

@@ -151,15 +151,22 @@ def main() -> int:
         lock_path = args.root / "triton-model-repo" / "models.lock.json"
     lock = json.loads(lock_path.read_text())
 
+    def settled(entry, target, check_only, problems):
+        """True when nothing is to be done for `entry`: its file is there with the locked
+        SHA-256, or (with --check) its problem has been noted instead."""
+        if target.is_file() and sha256_of(target) == entry["sha256"]:
+            return True
+        if check_only:
+            state = "missing" if not target.exists() else "SHA-256 MISMATCH"
+            problems.append(f"{entry['target']}: {state}")
+            return True
+        return False
+
     problems = []
     try:
         for entry in lock["models"]:
             target = repo / entry["target"]
-            if target.is_file() and sha256_of(target) == entry["sha256"]:
-                continue
-            if args.check:
-                state = "missing" if not target.exists() else "SHA-256 MISMATCH"
-                problems.append(f"{entry['target']}: {state}")
+            if settled(entry, target, args.check, problems):
                 continue
             if target.exists():
                 log(f"{entry['target']} does not match its SHA-256; replacing it")
@@ -169,11 +176,7 @@ def main() -> int:
 
         for entry in lock.get("derived", []):
             target = repo / entry["target"]
-            if target.is_file() and sha256_of(target) == entry["sha256"]:
-                continue
-            if args.check:
-                state = "missing" if not target.exists() else "SHA-256 MISMATCH"
-                problems.append(f"{entry['target']}: {state}")
+            if settled(entry, target, args.check, problems):
                 continue
             source = repo / entry["source"]
             log(f"producing {entry['target']} ({entry['method']})")

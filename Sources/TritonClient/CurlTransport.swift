@@ -177,9 +177,7 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
             return
         }
         pending.append(transfer)
-        let wake = sleeping
-        lock.unlock()
-        if wake { curl_multi_wakeup(multi) }
+        unlockAndWakeIfSleeping()
     }
 
     /// Asks the curl thread to abort a transfer (a no-op if it already finished).
@@ -187,6 +185,12 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
         lock.lock()
         transfer.cancelRequested = true
         cancellations.append(transfer)
+        unlockAndWakeIfSleeping()
+    }
+
+    /// Ends a critical section that queued work: the thread is woken only if it sleeps in
+    /// `curl_multi_poll`; otherwise it sees the work before it next goes to sleep.
+    private func unlockAndWakeIfSleeping() {
         let wake = sleeping
         lock.unlock()
         if wake { curl_multi_wakeup(multi) }
@@ -213,9 +217,7 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
             return
         }
         jobs.append(unowned)
-        let wake = sleeping
-        lock.unlock()
-        if wake { curl_multi_wakeup(multi) }
+        unlockAndWakeIfSleeping()
     }
 
     /// Whether the caller runs on the curl thread.

@@ -19,24 +19,6 @@ private final class FullDiskFile: AuditFile {
     func close() { _ = Glibc.close(fd) }
 }
 
-/// Writes to a real file, but fsync fails (EIO) after `okSyncs` successes.
-private final class FailingFsyncFile: AuditFile {
-    let inner: POSIXAuditFile
-    let okSyncs: Int
-    var syncs = 0
-    init(path: String, okSyncs: Int) throws {
-        inner = try POSIXAuditFile(creating: path)
-        self.okSyncs = okSyncs
-    }
-    func append(_ bytes: [UInt8]) throws { try inner.append(bytes) }
-    func sync() throws {
-        syncs += 1
-        if syncs > okSyncs { throw POSIXError(.EIO) }
-        try inner.sync()
-    }
-    func close() { inner.close() }
-}
-
 /// The audit log through the real gateway over HTTP, in front of the real Triton.
 @Suite(.enabled(if: Environment.tritonURL != nil, "needs TRITON_URL (scripts/test starts it)"), .serialized)
 struct AuditEndToEndTests {
@@ -154,7 +136,7 @@ struct AuditEndToEndTests {
         try FileManager.default.createDirectory(at: env.auditDirectory, withIntermediateDirectories: true)
         let configuration = AuditLog.Configuration(
             directory: env.auditDirectory, instanceID: "eio", key: Array(repeating: 7, count: 32),
-            openFile: { try FailingFsyncFile(path: $0, okSyncs: 3) })
+            openFile: { try FailingSyncAuditFile(path: $0, okSyncs: 3) })
         let log = try AuditLog.open(configuration, logger: quietLogger())
         var parts = GatewayParts(auditSink: log)
         parts.auditLog = log

@@ -59,7 +59,7 @@ private final class DevFullAuditFile: AuditFile {
 }
 
 /// Writes fine, but its fsync fails after `okSyncs` successes (as with EIO).
-private final class FailingSyncAuditFile: AuditFile {
+final class FailingSyncAuditFile: AuditFile {
     let inner: POSIXAuditFile
     var syncs = 0
     let okSyncs: Int

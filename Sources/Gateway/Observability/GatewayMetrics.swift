@@ -31,22 +31,23 @@ public final class GatewayMetrics: Sendable {
     }
 
     private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
-        let key = label + "|" + dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-        return counters.withLockedValue { cache in
-            if let c = cache[key] { return c }
-            let c = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
-            cache[key] = c
-            return c
-        }
+        Self.cached(counters, label, dimensions) { CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory) }
     }
 
     private func timer(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
+        Self.cached(timers, label, dimensions) { CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory) }
+    }
+
+    /// The metric for (label, dimensions) from `cache`, made once.
+    private static func cached<Metric>(
+        _ cache: NIOLockedValueBox<[String: Metric]>, _ label: String, _ dimensions: [(String, String)], make: () -> Metric
+    ) -> Metric {
         let key = label + "|" + dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-        return timers.withLockedValue { cache in
-            if let t = cache[key] { return t }
-            let t = CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory)
-            cache[key] = t
-            return t
+        return cache.withLockedValue { cache in
+            if let metric = cache[key] { return metric }
+            let metric = make()
+            cache[key] = metric
+            return metric
         }
     }
 

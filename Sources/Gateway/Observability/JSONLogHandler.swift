@@ -68,9 +68,7 @@ public struct JSONLogHandler: LogHandler {
         }
     }
 
-    private static let timestampStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-
     static func timestamp() -> String {
-        timestampStyle.format(Date())
+        UTCTimestamp.millis(Date())
     }
 }

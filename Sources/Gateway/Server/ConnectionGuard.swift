@@ -102,10 +102,17 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func armTimer(context: ChannelHandlerContext) {
         timer?.cancel()
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: headTimeout) {
-            let (handler, context) = loopBound.value
-            handler.timedOut(context: context)
+        timer = schedule(context) { $0.timedOut(context: $1) }
+    }
+
+    /// Runs `action` on this channel's event loop once `timeouts.request` has passed.
+    private func schedule(
+        _ context: ChannelHandlerContext, _ action: @escaping (ConnectionGuard, ChannelHandlerContext) -> Void
+    ) -> Scheduled<Void> {
+        let loopBound = NIOLoopBound((self, context, action), eventLoop: context.eventLoop)
+        return context.eventLoop.scheduleTask(in: headTimeout) {
+            let (handler, context, action) = loopBound.value
+            action(handler, context)
         }
     }
 
@@ -144,7 +151,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         head.headerFields[.connection] = "close"
         head.headerFields[.contentType] = "application/problem+json"
         head.headerFields[.requestID] = requestID
-        let body = ByteBuffer(string: "{\"detail\":\"\(detail)\",\"instance\":\"\(requestID)\",\"status\":408,\"title\":\"Request Timeout\",\"type\":\"https://moderation-gateway.invalid/problems/request-timeout\"}")
+        let body = ByteBuffer(bytes: GatewayProblem(.requestTimeout, "request-timeout", detail).body(instance: requestID))
         head.headerFields[.contentLength] = String(body.readableBytes)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
@@ -159,11 +166,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             timer?.cancel()
             timer = nil
             bodyTimer?.cancel()
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            bodyTimer = context.eventLoop.scheduleTask(in: headTimeout) {
-                let (handler, context) = loopBound.value
-                handler.bodyTimedOut(context: context)
-            }
+            bodyTimer = schedule(context) { $0.bodyTimedOut(context: $1) }
         case .end:
             bodyComplete = true
             bodyTimer?.cancel()

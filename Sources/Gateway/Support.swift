@@ -44,9 +44,9 @@ final class TrafficLocked<Value>: @unchecked Sendable {
 /// Wall-clock source, injectable so tests drive canary windows without sleeping.
 public typealias TrafficClock = @Sendable () -> Date
 
-/// RFC 3339 UTC timestamps with milliseconds ("2026-11-27T11:18:42.123Z"), the audit log's
-/// format, written with `gmtime_r` instead of a Foundation date formatter (one is needed per
-/// audit record, and the formatter cost more than the rest of the record together).
+/// RFC 3339 UTC timestamps with milliseconds ("2026-11-27T11:18:42.123Z"), for audit records
+/// and log lines, written with `gmtime_r` instead of a Foundation date formatter (one is
+/// needed per record and per line, and the formatter cost more than the rest of a record).
 enum UTCTimestamp {
     static func millis(_ date: Date) -> String {
         let interval = date.timeIntervalSince1970
