@@ -1,7 +1,134 @@
 /// The OpenAPI 3.1 document served at `/openapi.yaml`. A test checks that every
 /// route of the router is in it and every path in it is a route.
+///
+/// The KServe v2 and Triton-extension paths, which the gateway passes through with the
+/// same checks and the same refusals, are written from one table (`passthroughPaths`);
+/// the rest is literal.
 enum OpenAPIDocument {
-    static let yaml = """
+    static let yaml = [head, passthroughPaths.map(render).joined(separator: "\n"), tail].joined(separator: "\n")
+
+    private enum Body { case none, json, infer }
+
+    private struct Operation {
+        var method: String
+        var id: String
+        var summary: String
+        var permission = "infer"
+        var body = Body.none
+    }
+
+    /// Every passthrough path with its operations, in the document's order.
+    private static let passthroughPaths: [(path: String, operations: [Operation])] = {
+        func get(_ id: String, _ summary: String, _ permission: String = "infer") -> Operation {
+            Operation(method: "get", id: id, summary: summary, permission: permission)
+        }
+        func post(_ id: String, _ summary: String) -> Operation {
+            Operation(method: "post", id: id, summary: summary, permission: "admin", body: .json)
+        }
+        var paths: [(path: String, operations: [Operation])] = [
+            ("/v2", [get("serverMetadata", "Server metadata")]),
+            ("/v2/health/live", [get("serverLive", "Server liveness")]),
+            ("/v2/health/ready", [get("serverReady", "Server readiness")]),
+        ]
+        let model: [(suffix: String, operation: Operation)] = [
+            ("", get("metadata", "Model metadata")),
+            ("/ready", get("ready", "Model readiness")),
+            ("/config", get("config", "Model configuration")),
+            ("/stats", get("stats", "Model statistics")),
+            ("/infer", Operation(method: "post", id: "infer", summary: "Inference (JSON or binary tensor extension)", body: .infer)),
+        ]
+        for versioned in [false, true] {
+            for (suffix, operation) in model {
+                var operation = operation
+                if versioned {
+                    operation.id += "Version"
+                    operation.summary += " (one version)"
+                }
+                paths.append(("/v2/models/{model}" + (versioned ? "/versions/{version}" : "") + suffix, [operation]))
+            }
+        }
+        paths += [
+            ("/v2/models/stats", [get("allStats", "Statistics of all models", "admin")]),
+            ("/v2/repository/index", [post("repositoryIndex", "Repository index")]),
+            ("/v2/repository/models/{model}/load", [post("repositoryLoad", "Model load")]),
+            ("/v2/repository/models/{model}/unload", [post("repositoryUnload", "Model unload")]),
+        ]
+        for kind in ["systemsharedmemory", "cudasharedmemory"] {
+            paths += [
+                ("/v2/\(kind)/status", [get("\(kind)Status", "\(kind) status", "admin")]),
+                ("/v2/\(kind)/region/{region}/status", [get("\(kind)RegionStatus", "\(kind) region status", "admin")]),
+                ("/v2/\(kind)/unregister", [post("\(kind)UnregisterAll", "\(kind) unregister all")]),
+                ("/v2/\(kind)/region/{region}/register", [post("\(kind)RegionRegister", "\(kind) region register")]),
+                ("/v2/\(kind)/region/{region}/unregister", [post("\(kind)RegionUnregister", "\(kind) region unregister")]),
+            ]
+        }
+        paths += [
+            ("/v2/trace/setting", [get("traceGet", "Global trace settings", "admin"), post("tracePost", "Update global trace settings")]),
+            ("/v2/models/{model}/trace/setting",
+             [get("modelTraceGet", "Model trace settings", "admin"), post("modelTracePost", "Update model trace settings")]),
+            ("/v2/logging", [get("loggingGet", "Log settings", "admin"), post("loggingPost", "Update log settings")]),
+        ]
+        return paths
+    }()
+
+    /// The path parameters' declarations, by name.
+    private static let pathParameters: [String: String] = [
+        "model": "'^[A-Za-z0-9_.-]{1,128}$'", "version": "'^[0-9]+$'", "region": "'^[A-Za-z0-9_.-]{1,128}$'",
+    ]
+
+    private static func render(_ item: (path: String, operations: [Operation])) -> String {
+        var out = ["  \(item.path):"]
+        let names = item.path.split(separator: "{").dropFirst().compactMap { $0.split(separator: "}").first.map(String.init) }
+        if !names.isEmpty {
+            out.append("    parameters:")
+            for name in names {
+                out += [
+                    "      - name: \(name)", "        in: path", "        required: true", "        schema:",
+                    "          type: string", "          pattern: \(pathParameters[name] ?? "'.+'")",
+                ]
+            }
+        }
+        for operation in item.operations {
+            out += [
+                "    \(operation.method):",
+                "      operationId: \(operation.id)",
+                "      summary: \(operation.summary)",
+                "      tags: [\(operation.permission == "admin" ? "admin" : "kserve")]",
+                "      security:",
+                "        - bearer: []",
+                "      x-permission: \(operation.permission)",
+                "      parameters:",
+                "        - $ref: '#/components/parameters/RequestId'",
+                "        - $ref: '#/components/parameters/Traceparent'",
+            ]
+            switch operation.body {
+            case .none:
+                break
+            case .json:
+                out += [
+                    "      requestBody:", "        required: false", "        content:", "          application/json:",
+                    "            schema: {type: object}",
+                ]
+            case .infer:
+                out += [
+                    "      requestBody:", "        required: true", "        content:", "          application/json:",
+                    "            schema: {$ref: '#/components/schemas/InferRequest'}", "          application/octet-stream:",
+                    "            description: Binary tensor extension; the JSON header length is in Inference-Header-Content-Length.",
+                    "            schema: {type: string, contentMediaType: application/octet-stream}",
+                ]
+            }
+            // Every passthrough can be refused the same ways; infer also for its body.
+            let codes = operation.body == .infer
+                ? [400, 401, 403, 404, 413, 415, 429, 502, 503, 504] : [400, 401, 403, 429, 502, 503, 504]
+            out += ["      responses:", "        '200':", "          description: \(operation.body == .infer ? "InferResponse" : "Triton's answer")"]
+            for code in codes {
+                out += ["        '\(code)':", "          $ref: '#/components/responses/Problem'"]
+            }
+        }
+        return out.joined(separator: "\n")
+    }
+
+    private static let head = """
 openapi: 3.1.0
 info:
   title: moderation-gateway
@@ -124,1178 +251,9 @@ paths:
           $ref: '#/components/responses/Problem'
         '504':
           $ref: '#/components/responses/Problem'
-  /v2:
-    get:
-      operationId: serverMetadata
-      summary: Server metadata
-      tags: [kserve]
-      security:
-        - bearer: []
-      x-permission: infer
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/health/live:
-    get:
-      operationId: serverLive
-      summary: Server liveness
-      tags: [kserve]
-      security:
-        - bearer: []
-      x-permission: infer
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/health/ready:
-    get:
-      operationId: serverReady
-      summary: Server readiness
-      tags: [kserve]
-      security:
-        - bearer: []
-      x-permission: infer
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/models/{model}:
-    parameters:
-      - name: model
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-    get:
-      operationId: metadata
-      summary: Model metadata
-      tags: [kserve]
-      security:
-        - bearer: []
-      x-permission: infer
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/models/{model}/ready:
-    parameters:
-      - name: model
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-    get:
-      operationId: ready
-      summary: Model readiness
-      tags: [kserve]
-      security:
-        - bearer: []
-      x-permission: infer
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/models/{model}/config:
-    parameters:
-      - name: model
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-    get:
-      operationId: config
-      summary: Model configuration
-      tags: [kserve]
-      security:
-        - bearer: []
-      x-permission: infer
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/models/{model}/stats:
-    parameters:
-      - name: model
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-    get:
-      operationId: stats
-      summary: Model statistics
-      tags: [kserve]
-      security:
-        - bearer: []
-      x-permission: infer
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/models/{model}/infer:
-    parameters:
-      - name: model
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-    post:
-      operationId: infer
-      summary: Inference (JSON or binary tensor extension)
-      tags: [kserve]
-      security:
-        - bearer: []
-      x-permission: infer
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema: {$ref: '#/components/schemas/InferRequest'}
-          application/octet-stream:
-            description: Binary tensor extension; the JSON header length is in Inference-Header-Content-Length.
-            schema: {type: string, contentMediaType: application/octet-stream}
-      responses:
-        '200':
-          description: InferResponse
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '404':
-          $ref: '#/components/responses/Problem'
-        '413':
-          $ref: '#/components/responses/Problem'
-        '415':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/models/{model}/versions/{version}:
-    parameters:
-      - name: model
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-      - name: version
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[0-9]+$'
-    get:
-      operationId: metadataVersion
-      summary: Model metadata (one version)
-      tags: [kserve]
-      security:
-        - bearer: []
-      x-permission: infer
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/models/{model}/versions/{version}/ready:
-    parameters:
-      - name: model
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-      - name: version
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[0-9]+$'
-    get:
-      operationId: readyVersion
-      summary: Model readiness (one version)
-      tags: [kserve]
-      security:
-        - bearer: []
-      x-permission: infer
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/models/{model}/versions/{version}/config:
-    parameters:
-      - name: model
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-      - name: version
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[0-9]+$'
-    get:
-      operationId: configVersion
-      summary: Model configuration (one version)
-      tags: [kserve]
-      security:
-        - bearer: []
-      x-permission: infer
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/models/{model}/versions/{version}/stats:
-    parameters:
-      - name: model
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-      - name: version
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[0-9]+$'
-    get:
-      operationId: statsVersion
-      summary: Model statistics (one version)
-      tags: [kserve]
-      security:
-        - bearer: []
-      x-permission: infer
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/models/{model}/versions/{version}/infer:
-    parameters:
-      - name: model
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-      - name: version
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[0-9]+$'
-    post:
-      operationId: inferVersion
-      summary: Inference (JSON or binary tensor extension) (one version)
-      tags: [kserve]
-      security:
-        - bearer: []
-      x-permission: infer
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema: {$ref: '#/components/schemas/InferRequest'}
-          application/octet-stream:
-            description: Binary tensor extension; the JSON header length is in Inference-Header-Content-Length.
-            schema: {type: string, contentMediaType: application/octet-stream}
-      responses:
-        '200':
-          description: InferResponse
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '404':
-          $ref: '#/components/responses/Problem'
-        '413':
-          $ref: '#/components/responses/Problem'
-        '415':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/models/stats:
-    get:
-      operationId: allStats
-      summary: Statistics of all models
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/repository/index:
-    post:
-      operationId: repositoryIndex
-      summary: Repository index
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      requestBody:
-        required: false
-        content:
-          application/json:
-            schema: {type: object}
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/repository/models/{model}/load:
-    parameters:
-      - name: model
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-    post:
-      operationId: repositoryLoad
-      summary: Model load
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      requestBody:
-        required: false
-        content:
-          application/json:
-            schema: {type: object}
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/repository/models/{model}/unload:
-    parameters:
-      - name: model
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-    post:
-      operationId: repositoryUnload
-      summary: Model unload
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      requestBody:
-        required: false
-        content:
-          application/json:
-            schema: {type: object}
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/systemsharedmemory/status:
-    get:
-      operationId: systemsharedmemoryStatus
-      summary: systemsharedmemory status
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/systemsharedmemory/region/{region}/status:
-    parameters:
-      - name: region
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-    get:
-      operationId: systemsharedmemoryRegionStatus
-      summary: systemsharedmemory region status
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/systemsharedmemory/unregister:
-    post:
-      operationId: systemsharedmemoryUnregisterAll
-      summary: systemsharedmemory unregister all
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      requestBody:
-        required: false
-        content:
-          application/json:
-            schema: {type: object}
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/systemsharedmemory/region/{region}/register:
-    parameters:
-      - name: region
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-    post:
-      operationId: systemsharedmemoryRegionRegister
-      summary: systemsharedmemory region register
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      requestBody:
-        required: false
-        content:
-          application/json:
-            schema: {type: object}
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/systemsharedmemory/region/{region}/unregister:
-    parameters:
-      - name: region
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-    post:
-      operationId: systemsharedmemoryRegionUnregister
-      summary: systemsharedmemory region unregister
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      requestBody:
-        required: false
-        content:
-          application/json:
-            schema: {type: object}
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/cudasharedmemory/status:
-    get:
-      operationId: cudasharedmemoryStatus
-      summary: cudasharedmemory status
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/cudasharedmemory/region/{region}/status:
-    parameters:
-      - name: region
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-    get:
-      operationId: cudasharedmemoryRegionStatus
-      summary: cudasharedmemory region status
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/cudasharedmemory/unregister:
-    post:
-      operationId: cudasharedmemoryUnregisterAll
-      summary: cudasharedmemory unregister all
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      requestBody:
-        required: false
-        content:
-          application/json:
-            schema: {type: object}
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/cudasharedmemory/region/{region}/register:
-    parameters:
-      - name: region
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-    post:
-      operationId: cudasharedmemoryRegionRegister
-      summary: cudasharedmemory region register
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      requestBody:
-        required: false
-        content:
-          application/json:
-            schema: {type: object}
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/cudasharedmemory/region/{region}/unregister:
-    parameters:
-      - name: region
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-    post:
-      operationId: cudasharedmemoryRegionUnregister
-      summary: cudasharedmemory region unregister
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      requestBody:
-        required: false
-        content:
-          application/json:
-            schema: {type: object}
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/trace/setting:
-    get:
-      operationId: traceGet
-      summary: Global trace settings
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-    post:
-      operationId: tracePost
-      summary: Update global trace settings
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      requestBody:
-        required: false
-        content:
-          application/json:
-            schema: {type: object}
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/models/{model}/trace/setting:
-    parameters:
-      - name: model
-        in: path
-        required: true
-        schema:
-          type: string
-          pattern: '^[A-Za-z0-9_.-]{1,128}$'
-    get:
-      operationId: modelTraceGet
-      summary: Model trace settings
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-    post:
-      operationId: modelTracePost
-      summary: Update model trace settings
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      requestBody:
-        required: false
-        content:
-          application/json:
-            schema: {type: object}
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-  /v2/logging:
-    get:
-      operationId: loggingGet
-      summary: Log settings
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
-    post:
-      operationId: loggingPost
-      summary: Update log settings
-      tags: [admin]
-      security:
-        - bearer: []
-      x-permission: admin
-      parameters:
-        - $ref: '#/components/parameters/RequestId'
-        - $ref: '#/components/parameters/Traceparent'
-      requestBody:
-        required: false
-        content:
-          application/json:
-            schema: {type: object}
-      responses:
-        '200':
-          description: Triton's answer
-        '400':
-          $ref: '#/components/responses/Problem'
-        '401':
-          $ref: '#/components/responses/Problem'
-        '403':
-          $ref: '#/components/responses/Problem'
-        '429':
-          $ref: '#/components/responses/Problem'
-        '502':
-          $ref: '#/components/responses/Problem'
-        '503':
-          $ref: '#/components/responses/Problem'
-        '504':
-          $ref: '#/components/responses/Problem'
+"""
+
+    private static let tail = """
   /admin/traffic:
     get:
       operationId: adminTraffic
