@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Lowercase hex encoding of digests and keys (revisions, audit hashes, HMACs).
 enum HexEncoding {
@@ -13,7 +14,7 @@ enum HexEncoding {
     }
 
     @inline(__always)
-    private static func digit(_ nibble: UInt8) -> UInt8 {
+    static func digit(_ nibble: UInt8) -> UInt8 {
         nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 }
@@ -75,5 +76,188 @@ enum UTCTimestamp {
         put(Int(parts.tm_sec), 2); out.append(UInt8(ascii: "."))
         put(millis, 3); out.append(UInt8(ascii: "Z"))
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// Random request ids and trace ids without a system call each: bytes come from
+/// the system generator (`getrandom`) 4 KiB at a time. Foundation's `UUID()`
+/// opens `/dev/urandom` on every call on Linux, which was a visible share of a
+/// request's cost.
+enum RandomIDs {
+    private static let pool = Mutex(Pool())
+
+    private struct Pool: ~Copyable {
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        var used = 4096
+    }
+
+    /// `count` random bytes (at most 64) passed to `body`.
+    static func withBytes<R>(_ count: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        precondition(count > 0 && count <= 64)
+        var local = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        return withUnsafeMutableBytes(of: &local) { raw in
+            pool.withLock { pool in
+                if pool.used + count > pool.bytes.count {
+                    var generator = SystemRandomNumberGenerator()
+                    pool.bytes.withUnsafeMutableBytes { out in
+                        for offset in stride(from: 0, to: out.count, by: 8) {
+                            out.storeBytes(of: generator.next() as UInt64, toByteOffset: offset, as: UInt64.self)
+                        }
+                    }
+                    pool.used = 0
+                }
+                pool.bytes.withUnsafeBytes { source in
+                    raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[pool.used..<pool.used + count]))
+                }
+                pool.used += count
+            }
+            return body(UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: count))
+        }
+    }
+
+    /// Lowercase hex of `bytes` random bytes.
+    static func hex(bytes: Int) -> String {
+        withBytes(bytes) { random in
+            String(unsafeUninitializedCapacity: bytes * 2) { out in
+                for (i, byte) in random.enumerated() {
+                    out[2 * i] = HexEncoding.digit(byte >> 4)
+                    out[2 * i + 1] = HexEncoding.digit(byte & 0x0F)
+                }
+                return bytes * 2
+            }
+        }
+    }
+
+    /// A version 4 UUID in lowercase, `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`.
+    static func uuid() -> String {
+        withBytes(16) { random in
+            String(unsafeUninitializedCapacity: 36) { out in
+                var position = 0
+                for i in 0..<16 {
+                    var byte = random[i]
+                    if i == 6 { byte = byte & 0x0F | 0x40 }  // version 4
+                    if i == 8 { byte = byte & 0x3F | 0x80 }  // RFC 4122 variant
+                    if i == 4 || i == 6 || i == 8 || i == 10 {
+                        out[position] = UInt8(ascii: "-")
+                        position += 1
+                    }
+                    out[position] = HexEncoding.digit(byte >> 4)
+                    out[position + 1] = HexEncoding.digit(byte & 0x0F)
+                    position += 2
+                }
+                return position
+            }
+        }
+    }
+}
+
+/// Writes one JSON object member by member in a fixed order (audit records,
+/// problem bodies); strings are escaped so that no control character (CR, LF,
+/// NUL…) can reach a file or a client raw.
+struct CompactJSONWriter {
+    private(set) var bytes: [UInt8] = [UInt8(ascii: "{")]
+    private var first = true
+
+    init() {
+        bytes.reserveCapacity(768)
+    }
+
+    private mutating func key(_ name: String) {
+        if !first { bytes.append(UInt8(ascii: ",")) }
+        first = false
+        Self.appendString(name, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    mutating func string(_ name: String, _ value: String?) {
+        guard let value else { return }
+        key(name)
+        Self.appendString(value, to: &bytes)
+    }
+
+    mutating func int(_ name: String, _ value: Int?) {
+        guard let value else { return }
+        key(name)
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
+    mutating func double(_ name: String, _ value: Double?) {
+        guard let value else { return }
+        key(name)
+        Self.appendDouble(value, to: &bytes)
+    }
+
+    mutating func strings(_ name: String, _ values: [String]) {
+        key(name)
+        bytes.append(UInt8(ascii: "["))
+        for (index, value) in values.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            Self.appendString(value, to: &bytes)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    mutating func value(_ name: String, _ value: AuditValue) {
+        key(name)
+        Self.appendValue(value, to: &bytes)
+    }
+
+    mutating func finish() -> [UInt8] {
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
+    }
+
+    static func appendValue(_ value: AuditValue, to bytes: inout [UInt8]) {
+        switch value {
+        case .string(let s): appendString(s, to: &bytes)
+        case .int(let i): bytes.append(contentsOf: String(i).utf8)
+        case .double(let d): appendDouble(d, to: &bytes)
+        case .bool(let b): bytes.append(contentsOf: Array((b ? "true" : "false").utf8))
+        case .null: bytes.append(contentsOf: Array("null".utf8))
+        case .array(let items):
+            bytes.append(UInt8(ascii: "["))
+            for (index, item) in items.enumerated() {
+                if index > 0 { bytes.append(UInt8(ascii: ",")) }
+                appendValue(item, to: &bytes)
+            }
+            bytes.append(UInt8(ascii: "]"))
+        case .object(let members):
+            bytes.append(UInt8(ascii: "{"))
+            for (index, key) in members.keys.sorted().enumerated() {
+                if index > 0 { bytes.append(UInt8(ascii: ",")) }
+                appendString(key, to: &bytes)
+                bytes.append(UInt8(ascii: ":"))
+                appendValue(members[key] ?? .null, to: &bytes)
+            }
+            bytes.append(UInt8(ascii: "}"))
+        }
+    }
+
+    static func appendDouble(_ value: Double, to bytes: inout [UInt8]) {
+        if value.isFinite {
+            bytes.append(contentsOf: Array("\(value)".utf8))
+        } else {
+            bytes.append(contentsOf: Array("null".utf8))
+        }
+    }
+
+    static func appendString(_ value: String, to bytes: inout [UInt8]) {
+        bytes.append(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case 0x0A: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case 0x0D: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case 0x09: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case 0..<0x20, 0x7F:
+                bytes.append(contentsOf: Array("\\u00".utf8))
+                bytes.append(HexEncoding.digit(byte >> 4))
+                bytes.append(HexEncoding.digit(byte & 0x0F))
+            default:
+                bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
     }
 }

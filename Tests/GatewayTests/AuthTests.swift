@@ -238,11 +238,14 @@ struct AuthTests {
 
     @Test("a token verified before is still checked for expiry on every use")
     func rememberedTokenStillExpires() throws {
-        for (alg, kid) in [("RS256", "rsa-1"), ("ES256", "ec-1")] {
-            let token = try fixture.token(alg: alg, kid: kid, claims: ["jti": "\"remembered\""])
-            for _ in 0..<3 { _ = expectAuthAccepted(fixture.authenticate(token)) }
+        for (alg, kid) in [("RS256", "rsa-1"), ("ES256", "ec-1"), ("HS256", "dev")] {
+            let token = try fixture.token(alg: alg, kid: kid, claims: ["jti": "\"remembered\"", "nbf": "\(AuthFixture.nowSeconds)"])
+            for _ in 0..<3 { #expect(expectAuthAccepted(fixture.authenticate(token))?.subject == "user-42") }
             let later = AuthFixture.now.addingTimeInterval(331)
             expectAuthFailure(fixture.authenticator.authenticate(authorizationHeader: "Bearer " + token, now: later), .expired)
+            let earlier = AuthFixture.now.addingTimeInterval(-31)
+            expectAuthFailure(fixture.authenticator.authenticate(authorizationHeader: "Bearer " + token, now: earlier), .notYetValid)
+            _ = expectAuthAccepted(fixture.authenticate(token))
         }
     }
 

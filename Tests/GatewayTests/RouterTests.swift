@@ -40,7 +40,12 @@ import TritonClient
         try await withApp { client in
             let generated = try await client.execute(uri: "/healthz", method: .get)
             #expect(generated.status == .ok)
-            #expect((generated.headers[.requestIDHeader]?.count ?? 0) >= 16)
+            let again = try await client.execute(uri: "/healthz", method: .get)
+            for id in [generated.headers[.requestIDHeader], again.headers[.requestIDHeader]] {
+                // A version 4 UUID, lowercase: xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx.
+                #expect(id?.wholeMatch(of: /[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}/) != nil, "\(id ?? "nil")")
+            }
+            #expect(generated.headers[.requestIDHeader] != again.headers[.requestIDHeader])
             let kept = try await client.execute(uri: "/healthz", method: .get, headers: fields([(.requestIDHeader, "abc-123_X.y")]))
             #expect(kept.headers[.requestIDHeader] == "abc-123_X.y")
             let replaced = try await client.execute(uri: "/healthz", method: .get, headers: fields([(.requestIDHeader, "bad id with spaces")]))

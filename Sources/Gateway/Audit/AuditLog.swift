@@ -463,7 +463,7 @@ final class AuditWriter: @unchecked Sendable {
     }
 
     private func encode(_ payload: Payload, seq: Int, at now: Date) -> [UInt8] {
-        var json = AuditJSONWriter()
+        var json = CompactJSONWriter()
         json.int("seq", seq)
         json.string("ts", UTCTimestamp.millis(now))
         json.string("instance", configuration.instanceID)

@@ -12,12 +12,14 @@ import Synchronization
 /// libjwt with that key's public PEM only. All claims are checked here, since
 /// libjwt checks none.
 ///
-/// libjwt parses the PEM key on every call, which costs milliseconds with
-/// OpenSSL 3, so tokens whose RS256/ES256 signature libjwt has accepted are
-/// remembered (by SHA-256 of the whole token, until the key ring changes or
-/// the token expires). Everything but the signature is still checked on every
-/// request, and only tokens that verified are remembered, so forged tokens
-/// cannot fill the cache.
+/// A token that passed every check is remembered with its principal (by SHA-256
+/// of the whole token, until the key ring changes or the token expires): what
+/// it grants depends only on its bytes, the configuration and the keys, so a
+/// repeat use skips the parsing and the signature (libjwt parses the PEM key on
+/// every call, which costs milliseconds with OpenSSL 3; HS256 and the JSON cost
+/// a few microseconds). Its time claims (`exp`, `nbf`, `iat`) are still checked
+/// on every request, and only tokens that verified are remembered, so forged
+/// tokens cannot fill the cache.
 public final class JWTAuthenticator: Sendable {
     public let configuration: AuthConfiguration
     private let baseDirectory: URL
@@ -36,8 +38,20 @@ public final class JWTAuthenticator: Sendable {
         var keyRing: KeyRing
         /// Bumped on every reload, so a verification that raced a reload is not remembered.
         var generation = 0
-        /// Tokens whose public-key signature verified with this key ring, with their `exp`.
-        var verified: [TokenDigest: Int64] = [:]
+        /// Tokens that passed every check with this key ring.
+        var remembered: [TokenDigest: Remembered] = [:]
+    }
+
+    /// An accepted token's principal and the time claims checked again on each use.
+    private struct Remembered: Sendable {
+        var principal: Principal
+        var times: TimeClaims
+    }
+
+    private struct TimeClaims: Sendable {
+        var exp: Int64
+        var nbf: Int64?
+        var iat: Int64?
     }
 
     private struct TokenDigest: Hashable, Sendable {
@@ -105,6 +119,11 @@ public final class JWTAuthenticator: Sendable {
                 detail: "The Authorization header is larger than \(configuration.maxTokenBytes) bytes.")
         }
         let token = try Self.bearerToken(header)
+        let digest = TokenDigest(token)
+        if let remembered = state.withLock({ $0.remembered[digest] }) {
+            try checkTimes(remembered.times, now: now)
+            return remembered.principal
+        }
         let parts = try Self.split(token)
 
         // Header first: it decides which key and which code path verifies the signature.
@@ -148,12 +167,12 @@ public final class JWTAuthenticator: Sendable {
         guard let signature = JOSEBase64URL.decode(parts.signature) else {
             throw .unauthorized(.malformedToken, "The token signature is not valid base64url.")
         }
-        let verified = signatureIsValid(
-            signature, token: token, signingInputCount: parts.signingInputCount, key: key, generation: generation,
-            claims: claims, now: now)
+        let verified = signatureIsValid(signature, token: token, signingInputCount: parts.signingInputCount, key: key)
         guard verified else { throw .unauthorized(.badSignature, "The token signature is not valid.") }
 
-        return try principal(from: claims, now: now)
+        let (principal, times) = try principal(from: claims, now: now)
+        remember(digest, Remembered(principal: principal, times: times), generation: generation, now: now)
+        return principal
     }
 
     /// `Bearer <token>`: the scheme case-insensitively, one space, then base64url and dots only.
@@ -192,8 +211,7 @@ public final class JWTAuthenticator: Sendable {
     }
 
     private func signatureIsValid(
-        _ signature: [UInt8], token: ArraySlice<UInt8>, signingInputCount: Int, key: VerificationKey, generation: Int,
-        claims: TokenJSON, now: Date
+        _ signature: [UInt8], token: ArraySlice<UInt8>, signingInputCount: Int, key: VerificationKey
     ) -> Bool {
         guard !signature.isEmpty else { return false }
         switch key.material {
@@ -207,58 +225,58 @@ public final class JWTAuthenticator: Sendable {
             guard key.algorithm == .rs256 || key.algorithm == .es256, signature.count == material.signatureLength else {
                 return false
             }
-            let digest = TokenDigest(token)
-            if state.withLock({ $0.generation == generation && $0.verified[digest] != nil }) { return true }
-            let valid = LibJWT.verify(
+            return LibJWT.verify(
                 token: String(decoding: token, as: UTF8.self), publicKeyPEM: material.pem, algorithm: key.algorithm)
-            // Only tokens that will pass the claim checks are worth remembering.
-            if valid, case .integer(let exp)? = claims["exp"] {
-                remember(digest, exp: exp, generation: generation, now: now)
-            }
-            return valid
         }
     }
 
-    private func remember(_ digest: TokenDigest, exp: Int64, generation: Int, now: Date) {
+    /// Keeps an accepted token unless the key ring changed while it was checked.
+    /// When full, expired entries go first; if none has, everything goes.
+    private func remember(_ digest: TokenDigest, _ entry: Remembered, generation: Int, now: Date) {
         let cutoff = now.timeIntervalSince1970 - Double(configuration.leewaySeconds)
-        guard Double(exp) > cutoff else { return }
         state.withLock { state in
             guard state.generation == generation else { return }
-            if state.verified.count >= Self.maxRememberedTokens {
-                state.verified = state.verified.filter { Double($0.value) > cutoff }
-                if state.verified.count >= Self.maxRememberedTokens { state.verified.removeAll(keepingCapacity: true) }
+            if state.remembered.count >= Self.maxRememberedTokens {
+                state.remembered = state.remembered.filter { Double($0.value.times.exp) > cutoff }
+                if state.remembered.count >= Self.maxRememberedTokens { state.remembered.removeAll(keepingCapacity: true) }
             }
-            state.verified[digest] = exp
+            state.remembered[digest] = entry
         }
     }
 
-    private func principal(from claims: TokenJSON, now: Date) throws(AuthFailure) -> Principal {
+    /// `exp` (required), `nbf` and `iat` against the clock, with the configured leeway.
+    private func checkTimes(_ times: TimeClaims, now: Date) throws(AuthFailure) {
         let nowSeconds = now.timeIntervalSince1970
         let leeway = Double(configuration.leewaySeconds)
+        if nowSeconds >= Double(times.exp) + leeway {
+            throw .unauthorized(.expired, "The token has expired.")
+        }
+        if let nbf = times.nbf, nowSeconds + leeway < Double(nbf) {
+            throw .unauthorized(.notYetValid, "The token is not valid yet.")
+        }
+        if let iat = times.iat, Double(iat) > nowSeconds + leeway {
+            throw .unauthorized(.issuedInFuture, "The token was issued in the future.")
+        }
+    }
 
-        let exp: Int64
+    private func principal(from claims: TokenJSON, now: Date) throws(AuthFailure) -> (Principal, TimeClaims) {
+        var times: TimeClaims
         switch claims["exp"] {
         case nil: throw .unauthorized(.missingExp, "The token has no expiry (exp).")
-        case .integer(let value)?: exp = value
+        case .integer(let value)?: times = TimeClaims(exp: value)
         default: throw .unauthorized(.badClaimType, "The token's exp must be an integer NumericDate.")
-        }
-        if nowSeconds >= Double(exp) + leeway {
-            throw .unauthorized(.expired, "The token has expired.")
         }
         switch claims["nbf"] {
         case nil: break
-        case .integer(let nbf)?:
-            if nowSeconds + leeway < Double(nbf) { throw .unauthorized(.notYetValid, "The token is not valid yet.") }
+        case .integer(let nbf)?: times.nbf = nbf
         default: throw .unauthorized(.badClaimType, "The token's nbf must be an integer NumericDate.")
         }
         switch claims["iat"] {
         case nil: break
-        case .integer(let iat)?:
-            if Double(iat) > nowSeconds + leeway {
-                throw .unauthorized(.issuedInFuture, "The token was issued in the future.")
-            }
+        case .integer(let iat)?: times.iat = iat
         default: throw .unauthorized(.badClaimType, "The token's iat must be an integer NumericDate.")
         }
+        try checkTimes(times, now: now)
 
         guard let issuerClaim = claims["iss"] else { throw .unauthorized(.wrongIssuer, "The token has no issuer.") }
         guard case .string(let issuer) = issuerClaim else {
@@ -307,9 +325,10 @@ public final class JWTAuthenticator: Sendable {
                 }
             }
         }
-        return Principal(
+        let principal = Principal(
             subject: subject, issuer: issuer, roles: roles, permissions: permissions, allowedModels: allowedModels,
-            expiresAt: Date(timeIntervalSince1970: Double(exp)))
+            expiresAt: Date(timeIntervalSince1970: Double(times.exp)))
+        return (principal, times)
     }
 
     /// The role claim: an array of strings, or a space-separated string (OAuth `scope` style).

@@ -146,7 +146,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func answer408(context: ChannelHandlerContext, detail: String) {
-        let requestID = UUID().uuidString.lowercased()
+        let requestID = RandomIDs.uuid()
         var head = HTTPResponse(status: .requestTimeout)
         head.headerFields[.connection] = "close"
         head.headerFields[.contentType] = "application/problem+json"

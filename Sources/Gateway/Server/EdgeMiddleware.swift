@@ -20,7 +20,7 @@ struct EdgeMiddleware: RouterMiddleware {
 
         var context = context
         let clientID = request.headers[.requestID]
-        context.requestID = clientID.flatMap { NameRules.isValidRequestID($0) ? $0 : nil } ?? UUID().uuidString.lowercased()
+        context.requestID = clientID.flatMap { NameRules.isValidRequestID($0) ? $0 : nil } ?? RandomIDs.uuid()
         context.trace = request.headers[.traceparent].flatMap(TraceContext.parse) ?? TraceContext.fresh()
         context.logger[metadataKey: "request.id"] = .string(context.requestID)
         context.logger[metadataKey: "trace.id"] = .string(context.trace.traceID)

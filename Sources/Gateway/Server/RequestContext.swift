@@ -44,33 +44,14 @@ public struct TraceContext: Sendable {
 
     static func isLowerHex(_ b: UInt8) -> Bool { (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x66) }
 
-    /// Lower-case hex of `bytes` random bytes: one random word per 8 bytes and a
-    /// table lookup per digit (this runs several times per request).
-    static func randomHex(bytes: Int) -> String {
-        let digits: StaticString = "0123456789abcdef"
-        var g = SystemRandomNumberGenerator()
-        return String(unsafeUninitializedCapacity: bytes * 2) { buffer in
-            digits.withUTF8Buffer { table in
-                var word: UInt64 = 0
-                for i in 0..<bytes {
-                    if i % 8 == 0 { word = g.next() }
-                    let v = UInt8(truncatingIfNeeded: word >> (UInt64(i % 8) * 8))
-                    buffer[2 * i] = table[Int(v >> 4)]
-                    buffer[2 * i + 1] = table[Int(v & 0xF)]
-                }
-            }
-            return bytes * 2
-        }
-    }
-
     /// A new trace (no usable incoming `traceparent`).
     static func fresh() -> TraceContext {
-        TraceContext(traceID: randomHex(bytes: 16), parentID: randomHex(bytes: 8), flags: "01")
+        TraceContext(traceID: RandomIDs.hex(bytes: 16), parentID: RandomIDs.hex(bytes: 8), flags: "01")
     }
 
     /// The header for the upstream call: same trace, a new span id for the gateway's hop.
     func childHeader() -> String {
-        "00-\(traceID)-\(Self.randomHex(bytes: 8))-\(flags)"
+        "00-\(traceID)-\(RandomIDs.hex(bytes: 8))-\(flags)"
     }
 }
 
