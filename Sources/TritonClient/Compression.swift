@@ -1,9 +1,17 @@
 import CZlib
 
 /// Request-body compression with zlib (gzip framing or zlib "deflate" framing, as Triton expects).
-enum BodyCompression {
+public enum BodyCompression {
+    /// Why `decompress` refused its input.
+    public enum DecompressionError: Error, Sendable, Equatable {
+        /// The output would pass the limit (a decompression bomb stops here).
+        case tooLarge
+        /// Not a complete gzip or zlib stream, or bytes after its end.
+        case corrupt
+    }
+
     /// Compresses `input` in one pass. `gzip` uses the gzip wrapper; `deflate` the zlib wrapper.
-    static func compress(_ input: [UInt8], algorithm: InferenceServerClient.CompressionAlgorithm)
+    public static func compress(_ input: [UInt8], algorithm: InferenceServerClient.CompressionAlgorithm)
         throws(TritonClientError) -> [UInt8]
     {
         var stream = z_stream()
@@ -31,16 +39,18 @@ enum BodyCompression {
         return output
     }
 
-    /// Decompresses a gzip or zlib stream (used by tests and for bodies libcurl did not decode).
-    static func decompress(_ input: [UInt8], limit: Int = 1 << 30) throws(TritonClientError) -> [UInt8] {
+    /// Decompresses one gzip or zlib stream into at most `limit` bytes; stops as soon
+    /// as the output passes the limit, so a small bomb costs at most `limit` bytes of work.
+    public static func decompress(_ input: [UInt8], limit: Int = 1 << 30) throws(DecompressionError) -> [UInt8] {
         var stream = z_stream()
         // 47 = auto-detect gzip or zlib header.
-        guard czlib_inflate_init2(&stream, 47) == Z_OK else { throw .malformed("zlib could not start decompressing") }
+        guard czlib_inflate_init2(&stream, 47) == Z_OK else { throw .corrupt }
         defer { inflateEnd(&stream) }
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         var status: Int32 = Z_OK
         var inputCopy = input
+        var leftOver = 0
         inputCopy.withUnsafeMutableBufferPointer { source in
             stream.next_in = source.baseAddress
             stream.avail_in = uInt(source.count)
@@ -52,8 +62,10 @@ enum BodyCompression {
                     output.append(contentsOf: target[0..<(target.count - Int(stream.avail_out))])
                 }
             } while status == Z_OK && output.count <= limit
+            leftOver = Int(stream.avail_in)
         }
-        guard status == Z_STREAM_END else { throw .malformed("compressed body is corrupt or truncated") }
+        guard output.count <= limit else { throw .tooLarge }
+        guard status == Z_STREAM_END, leftOver == 0 else { throw .corrupt }
         return output
     }
 }

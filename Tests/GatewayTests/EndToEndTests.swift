@@ -252,21 +252,23 @@ struct EndToEndTests {
                 import sys, numpy as np, tritonclient.http as http
                 gw, direct, token = sys.argv[1], sys.argv[2], sys.argv[3]
                 h = lambda: {"Authorization": "Bearer " + token}  # tritonclient adds to the dict it is given
-                def run(url, make_headers, binary):
+                def run(url, make_headers, binary, coding):
                     c = http.InferenceServerClient(url)
+                    z = dict(request_compression_algorithm=coding, response_compression_algorithm=coding)
                     x = np.arange(12, dtype=np.float32).reshape(1, 12)
                     i = http.InferInput("INPUT0", list(x.shape), "FP32"); i.set_data_from_numpy(x, binary_data=binary)
                     o = http.InferRequestedOutput("OUTPUT0", binary_data=binary)
-                    r = c.infer("identity_fp32", [i], outputs=[o], headers=make_headers())
+                    r = c.infer("identity_fp32", [i], outputs=[o], headers=make_headers(), **z)
                     b = np.array([b"abc", b"", "h\\u00e9".encode()], dtype=np.object_).reshape(1, 3)
                     j = http.InferInput("INPUT0", [1, 3], "BYTES"); j.set_data_from_numpy(b, binary_data=binary)
-                    s = c.infer("identity_bytes", [j], headers=make_headers())
+                    s = c.infer("identity_bytes", [j], headers=make_headers(), **z)
                     assert c.is_model_ready("identity_fp32", headers=make_headers())
                     meta = c.get_model_metadata("identity_fp32", headers=make_headers())
                     return r.as_numpy("OUTPUT0").tolist(), s.as_numpy("OUTPUT0").tolist(), meta["name"]
                 for binary in (True, False):
-                    a = run(gw, h, binary); b = run(direct, dict, binary)
-                    assert a == b, (a, b)
+                    for coding in (None, "gzip", "deflate"):  # request bodies compressed as tritonclient does it
+                        a = run(gw, h, binary, coding); b = run(direct, dict, binary, coding)
+                        assert a == b, (binary, coding, a, b)
                 try:
                     http.InferenceServerClient(gw).get_model_metadata("identity_fp32")
                     print("unauthenticated call succeeded"); sys.exit(1)

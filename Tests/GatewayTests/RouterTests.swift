@@ -226,6 +226,38 @@ import TritonClient
         #expect(!sent.headers.contains { $0.0.lowercased().hasPrefix("x-forwarded") })
     }
 
+    @Test func compressedInferBodiesAreDecompressedWithinTheLimitAndOtherCodingsRefused() async throws {
+        let token = try setup.token()
+        let json = Array(#"{"inputs":[{"name":"INPUT0","shape":[1,2],"datatype":"INT32","data":[1,2]}]}"#.utf8)
+        let gzip = try BodyCompression.compress(json, algorithm: .gzip)
+        let deflate = try BodyCompression.compress(json, algorithm: .deflate)
+        // 1 MiB of zeros compresses to about a kilobyte: far past the 64 KiB limit once inflated.
+        let bomb = try BodyCompression.compress([UInt8](repeating: 0, count: 1 << 20), algorithm: .gzip)
+        #expect(bomb.count < 65536)
+        let cases: [(coding: String, body: [UInt8], status: HTTPResponse.Status)] = [
+            ("gzip", gzip, .ok), ("deflate", deflate, .ok), ("identity, GZIP", gzip, .ok), ("identity", json, .ok),
+            ("gzip", bomb, .contentTooLarge), ("gzip", Array(gzip.dropLast(4)), .badRequest),
+            ("gzip", gzip + [0x41], .badRequest), ("gzip", json, .badRequest),
+            ("br", gzip, .unsupportedMediaType), ("gzip, gzip", gzip, .unsupportedMediaType),
+        ]
+        try await withApp { client in
+            for (coding, body, status) in cases {
+                let response = try await client.execute(
+                    uri: "/v2/models/identity_int32/infer", method: .post,
+                    headers: fields([(.authorization, "Bearer \(token)"), (.contentType, "application/json"), (.contentEncoding, coding)]),
+                    body: ByteBuffer(bytes: body))
+                #expect(response.status == status, "\(coding), \(body.count) bytes")
+                if status != .ok { try expectProblem(response, status) }
+            }
+        }
+        // What went upstream: the four accepted bodies, decompressed, without a Content-Encoding.
+        #expect(transport.requests.count == 4)
+        for sent in transport.requests {
+            #expect(sent.body == json)
+            #expect(!sent.headers.contains { $0.0.lowercased() == "content-encoding" })
+        }
+    }
+
     @Test func namesAndPathTricksAre400() async throws {
         let token = try setup.token(roles: ["admin"])
         try await withApp { client in

@@ -1,13 +1,20 @@
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import TritonClient
 
 /// Reads a request body up to a byte limit: over the limit by `Content-Length` → 413
 /// before reading anything; over it while streaming → 413 as soon as the count passes it.
 /// A body that trickles is cut off by ``ConnectionGuard`` (408 and close once
 /// `timeouts.request` has passed since the request head), so no timer is needed here.
+///
+/// A body sent with `Content-Encoding: gzip` or `deflate` (what Triton accepts, and what
+/// tritonclient sends with `request_compression_algorithm`) is decompressed here, with
+/// the same limit on the decompressed size (413 past it, 400 if the stream is broken),
+/// and goes upstream uncompressed. Any other coding is 415 before the body is read.
 enum BodyReader {
     static func read(_ request: Request, limit: Int) async throws -> [UInt8] {
+        let compressed = try contentCoding(request)
         var expected: Int?
         if let declared = request.headers[.contentLength] {
             guard let length = Int(declared), length >= 0 else {
@@ -37,6 +44,30 @@ enum BodyReader {
             throw GatewayProblem(.requestTimeout, "request-timeout", "The request body did not arrive in full.",
                                  headers: [(.connection, "close")])
         }
-        return bytes
+        guard compressed else { return bytes }
+        do {
+            return try BodyCompression.decompress(bytes, limit: limit)
+        } catch .tooLarge {
+            throw GatewayProblem.payloadTooLarge("The decompressed body is larger than the limit of \(limit) bytes.")
+        } catch {
+            throw GatewayProblem.badRequest("The body is not a complete gzip or deflate stream as its Content-Encoding says.")
+        }
+    }
+
+    /// Whether the body is compressed: `gzip`, `x-gzip` or `deflate` (one coding);
+    /// none or `identity` is plain; anything else is refused.
+    private static func contentCoding(_ request: Request) throws -> Bool {
+        let values = request.headers[values: .contentEncoding]
+        guard !values.isEmpty else { return false }
+        let codings = values.flatMap { $0.split(separator: ",") }.map { NameRules.trimmedSpaces(String($0)).lowercased() }
+            .filter { $0 != "identity" }
+        switch codings {
+        case []: return false
+        case ["gzip"], ["x-gzip"], ["deflate"]: return true
+        default:
+            throw GatewayProblem(
+                .unsupportedMediaType, "unsupported-content-encoding",
+                "Content-Encoding may be gzip or deflate (one coding), or the body sent uncompressed.")
+        }
     }
 }
