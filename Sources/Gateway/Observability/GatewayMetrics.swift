@@ -12,8 +12,8 @@ public final class GatewayMetrics: Sendable {
     let factory: PrometheusMetricsFactory
     let inFlight: CoreMetrics.Meter
     let rateLimited: CoreMetrics.Counter
-    private let counters = NIOLockedValueBox([String: CoreMetrics.Counter]())
-    private let timers = NIOLockedValueBox([String: CoreMetrics.Timer]())
+    private let counters = NIOLockedValueBox([[String]: CoreMetrics.Counter]())
+    private let timers = NIOLockedValueBox([[String]: CoreMetrics.Timer]())
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -40,9 +40,15 @@ public final class GatewayMetrics: Sendable {
 
     /// The metric for (label, dimensions) from `cache`, made once.
     private static func cached<Metric>(
-        _ cache: NIOLockedValueBox<[String: Metric]>, _ label: String, _ dimensions: [(String, String)], make: () -> Metric
+        _ cache: NIOLockedValueBox<[[String]: Metric]>, _ label: String, _ dimensions: [(String, String)], make: () -> Metric
     ) -> Metric {
-        let key = label + "|" + dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+        // Label, then names and values in order: no string is built per call (this runs several times a request).
+        var key = [label]
+        key.reserveCapacity(1 + 2 * dimensions.count)
+        for (name, value) in dimensions {
+            key.append(name)
+            key.append(value)
+        }
         return cache.withLockedValue { cache in
             if let metric = cache[key] { return metric }
             let metric = make()
