@@ -80,38 +80,50 @@ enum UTCTimestamp {
 }
 
 /// Random request ids and trace ids without a system call each: bytes come from
-/// the system generator (`getrandom`) 4 KiB at a time. Foundation's `UUID()`
-/// opens `/dev/urandom` on every call on Linux, which was a visible share of a
-/// request's cost.
+/// the kernel's generator, read 4 KiB at a time from `/dev/urandom` (opened once).
+/// Foundation's `UUID()` opens `/dev/urandom` on every call on Linux, and the
+/// standard library's generator makes one `getrandom` call per 8 bytes.
 enum RandomIDs {
     private static let pool = Mutex(Pool())
 
     private struct Pool: ~Copyable {
         var bytes = [UInt8](repeating: 0, count: 4096)
         var used = 4096
+        let descriptor = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+
+        mutating func refill() {
+            var filled = 0
+            if descriptor >= 0 {
+                bytes.withUnsafeMutableBytes { out in
+                    while filled < out.count {
+                        let n = read(descriptor, out.baseAddress! + filled, out.count - filled)
+                        if n > 0 {
+                            filled += n
+                        } else if n == 0 || errno != EINTR {
+                            break
+                        }
+                    }
+                }
+            }
+            if filled < bytes.count {
+                // No /dev/urandom (a bare chroot): the standard library's generator, word by word.
+                var generator = SystemRandomNumberGenerator()
+                for i in filled..<bytes.count { bytes[i] = generator.next() }
+            }
+            used = 0
+        }
     }
 
     /// `count` random bytes (at most 64) passed to `body`.
     static func withBytes<R>(_ count: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
         precondition(count > 0 && count <= 64)
-        var local = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-        return withUnsafeMutableBytes(of: &local) { raw in
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { local in
             pool.withLock { pool in
-                if pool.used + count > pool.bytes.count {
-                    var generator = SystemRandomNumberGenerator()
-                    pool.bytes.withUnsafeMutableBytes { out in
-                        for offset in stride(from: 0, to: out.count, by: 8) {
-                            out.storeBytes(of: generator.next() as UInt64, toByteOffset: offset, as: UInt64.self)
-                        }
-                    }
-                    pool.used = 0
-                }
-                pool.bytes.withUnsafeBytes { source in
-                    raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[pool.used..<pool.used + count]))
-                }
+                if pool.used + count > pool.bytes.count { pool.refill() }
+                for i in 0..<count { local[i] = pool.bytes[pool.used + i] }
                 pool.used += count
             }
-            return body(UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: count))
+            return body(UnsafeBufferPointer(local))
         }
     }
 

@@ -47,12 +47,13 @@ public enum BodyCompression {
         guard czlib_inflate_init2(&stream, 47) == Z_OK else { throw .corrupt }
         defer { inflateEnd(&stream) }
         var output: [UInt8] = []
+        output.reserveCapacity(min(limit, max(64 * 1024, input.count * 4)))
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         var status: Int32 = Z_OK
-        var inputCopy = input
         var leftOver = 0
-        inputCopy.withUnsafeMutableBufferPointer { source in
-            stream.next_in = source.baseAddress
+        input.withUnsafeBufferPointer { source in
+            // zlib never writes through next_in; the pointer type is only C's lack of const.
+            stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
             stream.avail_in = uInt(source.count)
             repeat {
                 chunk.withUnsafeMutableBufferPointer { target in

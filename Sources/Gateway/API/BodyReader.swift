@@ -44,7 +44,8 @@ enum BodyReader {
             throw GatewayProblem(.requestTimeout, "request-timeout", "The request body did not arrive in full.",
                                  headers: [(.connection, "close")])
         }
-        guard compressed else { return bytes }
+        // An empty body stays empty (clients that always send the header, on a POST without a body).
+        guard compressed, !bytes.isEmpty else { return bytes }
         do {
             return try BodyCompression.decompress(bytes, limit: limit)
         } catch .tooLarge {
@@ -60,7 +61,7 @@ enum BodyReader {
         let values = request.headers[values: .contentEncoding]
         guard !values.isEmpty else { return false }
         let codings = values.flatMap { $0.split(separator: ",") }.map { NameRules.trimmedSpaces(String($0)).lowercased() }
-            .filter { $0 != "identity" }
+            .filter { !$0.isEmpty && $0 != "identity" }  // empty list elements are ignored (RFC 9110 5.6.1)
         switch codings {
         case []: return false
         case ["gzip"], ["x-gzip"], ["deflate"]: return true
