@@ -85,6 +85,21 @@ struct AuthRateLimiterTests {
         #expect(limiter.acquire(subject: "busy", now: at(100)) == .limited(retryAfterSeconds: 100))
     }
 
+    @Test("at the cap, eviction frees an eighth at once (longest idle first), so new subjects do not each walk the table")
+    func evictionMakesRoomInBulk() {
+        let limiter = RateLimiter(ratePerSecond: 0.001, burst: 1, maxSubjects: 80)
+        // 80 subjects, each drained (busy), the i-th last seen at i seconds.
+        for index in 0..<80 { #expect(limiter.acquire(subject: "s\(index)", now: at(Double(index))).isAllowed) }
+        #expect(limiter.trackedSubjects == 80)
+        _ = limiter.acquire(subject: "new-0", now: at(100))
+        #expect(limiter.trackedSubjects == 71, "10 dropped for the newcomer and the next nine")
+        for index in 1..<10 { _ = limiter.acquire(subject: "new-\(index)", now: at(100)) }
+        #expect(limiter.trackedSubjects == 80)
+        // The ten longest idle went (they start again with a full bucket); the rest keep their drained bucket.
+        #expect(limiter.acquire(subject: "s9", now: at(100)).isAllowed)
+        #expect(!limiter.acquire(subject: "s79", now: at(100)).isAllowed)
+    }
+
     @Test("concurrent callers never get more than the burst")
     func concurrency() async {
         let limiter = RateLimiter(ratePerSecond: 0.001, burst: 50)

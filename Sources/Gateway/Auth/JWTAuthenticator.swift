@@ -231,14 +231,20 @@ public final class JWTAuthenticator: Sendable {
     }
 
     /// Keeps an accepted token unless the key ring changed while it was checked.
-    /// When full, expired entries go first; if none has, everything goes.
+    /// When full, expired entries go first, then those expiring soonest, until an
+    /// eighth is free: the table is walked once per that many new tokens, not per token.
     private func remember(_ digest: TokenDigest, _ entry: Remembered, generation: Int, now: Date) {
         let cutoff = now.timeIntervalSince1970 - Double(configuration.leewaySeconds)
         state.withLock { state in
             guard state.generation == generation else { return }
             if state.remembered.count >= Self.maxRememberedTokens {
                 state.remembered = state.remembered.filter { Double($0.value.times.exp) > cutoff }
-                if state.remembered.count >= Self.maxRememberedTokens { state.remembered.removeAll(keepingCapacity: true) }
+                let keep = Self.maxRememberedTokens - Self.maxRememberedTokens / 8
+                if state.remembered.count > keep {
+                    let soonest = state.remembered.sorted { $0.value.times.exp < $1.value.times.exp }
+                        .prefix(state.remembered.count - keep)
+                    for (key, _) in soonest { state.remembered.removeValue(forKey: key) }
+                }
             }
             state.remembered[digest] = entry
         }

@@ -72,16 +72,18 @@ public final class RateLimiter: Sendable {
         bucket.updated = now
     }
 
+    /// Makes room for at least an eighth of `maxSubjects`, so the whole table is walked
+    /// at most once per that many new subjects (not once per new subject when only a few
+    /// buckets had refilled): refilled buckets go first, then the longest idle.
     private func evict(_ buckets: inout [String: Bucket], now: ContinuousClock.Instant) {
         let fullAfter = Double(burst) / ratePerSecond
         buckets = buckets.filter { _, bucket in
             let idle = now > bucket.updated ? Self.seconds(now - bucket.updated) : 0
             return bucket.tokens + idle * ratePerSecond < Double(burst) && idle < fullAfter
         }
-        guard buckets.count >= maxSubjects else { return }
-        // Every bucket is busy: drop the longest idle eighth, so the next new subjects find room.
-        let dropCount = max(1, buckets.count / 8, buckets.count - maxSubjects + 1)
-        let oldest = buckets.sorted { $0.value.updated < $1.value.updated }.prefix(dropCount)
+        let keep = maxSubjects - max(1, maxSubjects / 8)
+        guard buckets.count > keep else { return }
+        let oldest = buckets.sorted { $0.value.updated < $1.value.updated }.prefix(buckets.count - keep)
         for (subject, _) in oldest { buckets.removeValue(forKey: subject) }
     }
 
