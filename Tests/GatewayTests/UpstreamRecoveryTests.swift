@@ -30,13 +30,27 @@ struct UpstreamRecoveryTests {
         try #require(rc == 0, "triton start failed: \(output.suffix(1500))")
     }
 
-    @Test func tritonStoppedMidTestThenBack() async throws {
-        let setup = try TestSetup()
+    /// A repository with only `identity_fp32`, in the setup's directory.
+    func identityRepo(_ setup: TestSetup) throws -> URL {
         let fixtureRepo = Environment.value("TRITON_FIXTURE_REPO").map { URL(fileURLWithPath: $0) }
             ?? Environment.projectRoot.appendingPathComponent("Tests/Fixtures/model-repo")
         let repo = setup.directory.appendingPathComponent("repo")
         try FileManager.default.createDirectory(at: repo, withIntermediateDirectories: true)
         try FileManager.default.copyItem(at: fixtureRepo.appendingPathComponent("identity_fp32"), to: repo.appendingPathComponent("identity_fp32"))
+        return repo
+    }
+
+    /// The pid `scripts/triton start` recorded for this suite's Triton.
+    func tritonPID() throws -> pid_t {
+        let runtime = Environment.value("TRITON_RUNTIME").map { URL(fileURLWithPath: $0) }
+            ?? Environment.projectRoot.appendingPathComponent(".triton")
+        let text = try String(contentsOf: runtime.appendingPathComponent("run/\(Self.name).pid"), encoding: .utf8)
+        return try #require(pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)))
+    }
+
+    @Test func tritonStoppedMidTestThenBack() async throws {
+        let setup = try TestSetup()
+        let repo = try identityRepo(setup)
         _ = try? await triton(["stop", "--name", Self.name])  // a leftover of an interrupted run
         try await startTriton(repo: repo)
         defer { _ = Task { _ = try? await triton(["stop", "--name", Self.name]) } }
@@ -99,6 +113,69 @@ struct UpstreamRecoveryTests {
                 try await Task.sleep(for: .milliseconds(500))
             }
             #expect(recovered, "traffic resumes without restarting the gateway")
+        }
+        _ = try? await triton(["stop", "--name", Self.name])
+    }
+
+    /// A Triton that still accepts connections but answers nothing (SIGSTOP: the kernel
+    /// completes TCP handshakes, the process reads nothing): calls end in 504 at the
+    /// deadline, `/readyz` turns 503, and everything recovers when it runs again.
+    @Test func tritonThatStopsAnsweringGives504AndNotReadyThenRecovers() async throws {
+        let setup = try TestSetup()
+        let repo = try identityRepo(setup)
+        _ = try? await triton(["stop", "--name", Self.name])
+        try await startTriton(repo: repo)
+        defer { _ = Task { _ = try? await triton(["stop", "--name", Self.name]) } }
+        let pid = try tritonPID()
+        defer { _ = kill(pid, SIGCONT) }  // runs before the stop above, whatever fails in between
+
+        let configuration = try setup.configuration(
+            tritonURL: "http://127.0.0.1:\(Self.port)",
+            overrides: [
+                "routes": "routes:\n  default: moderation\n  models:\n    moderation:\n      model: identity_fp32\n",
+                "readiness": "readiness:\n  cache_seconds: 0\n",
+                "timeouts": "timeouts:\n  connect: 1\n  request: 120\n  upstream_deadline: 2\n",
+            ])
+        let token = try setup.token()
+        let body = Array(#"{"inputs":[{"name":"INPUT0","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#.utf8)
+        let app = try buildApplication(configuration: configuration, logger: quietLogger())
+        try await app.test(.live) { client in
+            let headers = fields([(.authorization, "Bearer \(token)"), (.contentType, "application/json")])
+            func infer() async throws -> TestResponse {
+                try await client.execute(uri: "/v2/models/identity_fp32/infer", method: .post, headers: headers, body: ByteBuffer(bytes: body))
+            }
+            #expect(try await infer().status == .ok)
+            #expect(try await client.execute(uri: "/readyz", method: .get).status == .ok)
+
+            try #require(kill(pid, SIGSTOP) == 0)
+            note("Triton stopped with SIGSTOP")
+            let clock = ContinuousClock()
+            for _ in 0..<2 {
+                let start = clock.now
+                let hung = try await infer()
+                let waited = clock.now - start
+                note("hung: \(hung.status) after \(waited)")
+                #expect(hung.status == .gatewayTimeout)
+                #expect(try hung.problem().type.hasSuffix("/upstream-timeout"))
+                #expect(waited >= .milliseconds(1900) && waited < .seconds(5), "answered at the 2 s deadline")
+            }
+            let ready = try await client.execute(uri: "/readyz", method: .get)
+            #expect(ready.status == .serviceUnavailable, "readiness fails once its probe goes unanswered")
+            #expect(ready.headers[.retryAfter] != nil)
+
+            #expect(kill(pid, SIGCONT) == 0)
+            note("Triton continued")
+            var recovered = false
+            for _ in 0..<60 {
+                let status = try await infer().status
+                let ready = try await client.execute(uri: "/readyz", method: .get).status
+                if status == .ok, ready == .ok {
+                    recovered = true
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            #expect(recovered, "traffic resumes when Triton answers again")
         }
         _ = try? await triton(["stop", "--name", Self.name])
     }
