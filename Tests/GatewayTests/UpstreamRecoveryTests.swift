@@ -48,46 +48,83 @@ struct UpstreamRecoveryTests {
         return try #require(pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)))
     }
 
-    @Test func tritonStoppedMidTestThenBack() async throws {
+    /// The calls a test makes through its gateway.
+    struct Calls: Sendable {
+        let client: any TestClientProtocol
+        let token: String
+
+        func infer() async throws -> TestResponse {
+            let body = Array(#"{"inputs":[{"name":"INPUT0","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#.utf8)
+            return try await client.execute(
+                uri: "/v2/models/identity_fp32/infer", method: .post,
+                headers: fields([(.authorization, "Bearer \(token)"), (.contentType, "application/json")]), body: ByteBuffer(bytes: body))
+        }
+
+        func ready() async throws -> TestResponse {
+            try await client.execute(uri: "/readyz", method: .get)
+        }
+
+        /// Polls until an infer and `/readyz` both answer 200 (30 s at most).
+        func recovered(_ note: (String) -> Void) async throws -> Bool {
+            for _ in 0..<60 {
+                let status = try await infer().status
+                let ready = try await ready().status
+                note("recovering: infer \(status), readyz \(ready)")
+                if status == .ok, ready == .ok { return true }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            return false
+        }
+    }
+
+    /// Starts this suite's Triton on a repository with `identity_fp32` and runs `body`
+    /// with a live gateway in front of it (the upstream deadline and circuit settings
+    /// given); stops the Triton afterwards, whatever happens.
+    func withOwnTriton(
+        upstreamDeadline: Int, circuit: String? = nil, _ body: @Sendable (Calls, _ repo: URL, _ pid: pid_t) async throws -> Void
+    ) async throws {
         let setup = try TestSetup()
         let repo = try identityRepo(setup)
         _ = try? await triton(["stop", "--name", Self.name])  // a leftover of an interrupted run
         try await startTriton(repo: repo)
         defer { _ = Task { _ = try? await triton(["stop", "--name", Self.name]) } }
+        let pid = try tritonPID()
+        defer { _ = kill(pid, SIGCONT) }  // runs before the stop above, whatever fails in between
 
-        let configuration = try setup.configuration(
-            tritonURL: "http://127.0.0.1:\(Self.port)",
-            overrides: [
-                "routes": "routes:\n  default: moderation\n  models:\n    moderation:\n      model: identity_fp32\n",
-                "upstream": "upstream:\n  circuit_failure_threshold: 2\n  circuit_open_seconds: 1\n",
-                "readiness": "readiness:\n  cache_seconds: 0\n",
-                "timeouts": "timeouts:\n  connect: 1\n  request: 120\n  upstream_deadline: 5\n",
-            ])
+        var overrides = [
+            "routes": "routes:\n  default: moderation\n  models:\n    moderation:\n      model: identity_fp32\n",
+            "readiness": "readiness:\n  cache_seconds: 0\n",
+            "timeouts": "timeouts:\n  connect: 1\n  request: 120\n  upstream_deadline: \(upstreamDeadline)\n",
+        ]
+        if let circuit { overrides["upstream"] = circuit }
+        let configuration = try setup.configuration(tritonURL: "http://127.0.0.1:\(Self.port)", overrides: overrides)
         let token = try setup.token()
-        let body = Array(#"{"inputs":[{"name":"INPUT0","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#.utf8)
         let app = try buildApplication(configuration: configuration, logger: quietLogger())
         try await app.test(.live) { client in
-            let headers = fields([(.authorization, "Bearer \(token)"), (.contentType, "application/json")])
-            func infer() async throws -> TestResponse {
-                try await client.execute(uri: "/v2/models/identity_fp32/infer", method: .post, headers: headers, body: ByteBuffer(bytes: body))
-            }
-            #expect(try await infer().status == .ok)
-            #expect(try await client.execute(uri: "/readyz", method: .get).status == .ok)
+            let calls = Calls(client: client, token: token)
+            #expect(try await calls.infer().status == .ok)
+            #expect(try await calls.ready().status == .ok)
             note("serving")
+            try await body(calls, repo, pid)
+        }
+        _ = try? await triton(["stop", "--name", Self.name])
+    }
 
+    @Test func tritonStoppedMidTestThenBack() async throws {
+        try await withOwnTriton(upstreamDeadline: 5, circuit: "upstream:\n  circuit_failure_threshold: 2\n  circuit_open_seconds: 1\n") { calls, repo, _ in
             let (stopped, output) = try await triton(["stop", "--name", Self.name])
             try #require(stopped == 0, "\(output)")
             let clock = ContinuousClock()
             let start = clock.now
             note("stopped")
-            let down = try await infer()
+            let down = try await calls.infer()
             note("down: \(down.status)")
             #expect(clock.now - start < .seconds(2), "connection refused is answered fast")
             #expect(down.status == .badGateway || down.status == .serviceUnavailable)
             #expect(try down.problem().instance == down.headers[.requestIDHeader])
             var sawOpenCircuit = false
             for _ in 0..<5 {
-                let response = try await infer()
+                let response = try await calls.infer()
                 if response.status == .serviceUnavailable {
                     sawOpenCircuit = true
                     #expect(response.headers[.retryAfter] != nil)
@@ -95,88 +132,39 @@ struct UpstreamRecoveryTests {
                 }
             }
             #expect(sawOpenCircuit, "the circuit opens after repeated connection failures")
-            let ready = try await client.execute(uri: "/readyz", method: .get)
-            #expect(ready.status == .serviceUnavailable)
+            #expect(try await calls.ready().status == .serviceUnavailable)
 
             note("restarting")
             try await startTriton(repo: repo)
             note("restarted")
-            var recovered = false
-            for _ in 0..<60 {
-                let status = try await infer().status
-                let ready = try await client.execute(uri: "/readyz", method: .get).status
-                note("after restart: infer \(status), readyz \(ready)")
-                if status == .ok, ready == .ok {
-                    recovered = true
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(500))
-            }
-            #expect(recovered, "traffic resumes without restarting the gateway")
+            #expect(try await calls.recovered(note), "traffic resumes without restarting the gateway")
         }
-        _ = try? await triton(["stop", "--name", Self.name])
     }
 
     /// A Triton that still accepts connections but answers nothing (SIGSTOP: the kernel
     /// completes TCP handshakes, the process reads nothing): calls end in 504 at the
     /// deadline, `/readyz` turns 503, and everything recovers when it runs again.
     @Test func tritonThatStopsAnsweringGives504AndNotReadyThenRecovers() async throws {
-        let setup = try TestSetup()
-        let repo = try identityRepo(setup)
-        _ = try? await triton(["stop", "--name", Self.name])
-        try await startTriton(repo: repo)
-        defer { _ = Task { _ = try? await triton(["stop", "--name", Self.name]) } }
-        let pid = try tritonPID()
-        defer { _ = kill(pid, SIGCONT) }  // runs before the stop above, whatever fails in between
-
-        let configuration = try setup.configuration(
-            tritonURL: "http://127.0.0.1:\(Self.port)",
-            overrides: [
-                "routes": "routes:\n  default: moderation\n  models:\n    moderation:\n      model: identity_fp32\n",
-                "readiness": "readiness:\n  cache_seconds: 0\n",
-                "timeouts": "timeouts:\n  connect: 1\n  request: 120\n  upstream_deadline: 2\n",
-            ])
-        let token = try setup.token()
-        let body = Array(#"{"inputs":[{"name":"INPUT0","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#.utf8)
-        let app = try buildApplication(configuration: configuration, logger: quietLogger())
-        try await app.test(.live) { client in
-            let headers = fields([(.authorization, "Bearer \(token)"), (.contentType, "application/json")])
-            func infer() async throws -> TestResponse {
-                try await client.execute(uri: "/v2/models/identity_fp32/infer", method: .post, headers: headers, body: ByteBuffer(bytes: body))
-            }
-            #expect(try await infer().status == .ok)
-            #expect(try await client.execute(uri: "/readyz", method: .get).status == .ok)
-
+        try await withOwnTriton(upstreamDeadline: 2) { calls, _, pid in
             try #require(kill(pid, SIGSTOP) == 0)
             note("Triton stopped with SIGSTOP")
             let clock = ContinuousClock()
             for _ in 0..<2 {
                 let start = clock.now
-                let hung = try await infer()
+                let hung = try await calls.infer()
                 let waited = clock.now - start
                 note("hung: \(hung.status) after \(waited)")
                 #expect(hung.status == .gatewayTimeout)
                 #expect(try hung.problem().type.hasSuffix("/upstream-timeout"))
                 #expect(waited >= .milliseconds(1900) && waited < .seconds(5), "answered at the 2 s deadline")
             }
-            let ready = try await client.execute(uri: "/readyz", method: .get)
+            let ready = try await calls.ready()
             #expect(ready.status == .serviceUnavailable, "readiness fails once its probe goes unanswered")
             #expect(ready.headers[.retryAfter] != nil)
 
             #expect(kill(pid, SIGCONT) == 0)
             note("Triton continued")
-            var recovered = false
-            for _ in 0..<60 {
-                let status = try await infer().status
-                let ready = try await client.execute(uri: "/readyz", method: .get).status
-                if status == .ok, ready == .ok {
-                    recovered = true
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(500))
-            }
-            #expect(recovered, "traffic resumes when Triton answers again")
+            #expect(try await calls.recovered(note), "traffic resumes when Triton answers again")
         }
-        _ = try? await triton(["stop", "--name", Self.name])
     }
 }
