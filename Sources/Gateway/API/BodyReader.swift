@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOPosix
 import TritonClient
 
 /// Reads a request body up to a byte limit: over the limit by `Content-Length` → 413
@@ -46,8 +47,14 @@ enum BodyReader {
         }
         // An empty body stays empty (clients that always send the header, on a POST without a body).
         guard compressed, !bytes.isEmpty else { return bytes }
+        // Inflating up to the limit can take tens of milliseconds: it runs on NIO's pool for
+        // blocking work, so the cooperative pool (one thread per core) keeps serving meanwhile.
+        let compressedBytes = bytes
+        let inflated = try await NIOThreadPool.singleton.runIfActive {
+            Result { () throws(BodyCompression.DecompressionError) in try BodyCompression.decompress(compressedBytes, limit: limit) }
+        }
         do {
-            return try BodyCompression.decompress(bytes, limit: limit)
+            return try inflated.get()
         } catch .tooLarge {
             throw GatewayProblem.payloadTooLarge("The decompressed body is larger than the limit of \(limit) bytes.")
         } catch {
