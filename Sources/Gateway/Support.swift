@@ -59,15 +59,7 @@ enum UTCTimestamp {
         guard gmtime_r(&time, &parts) != nil else { return ISO8601DateFormatter().string(from: date) }
         var out: [UInt8] = []
         out.reserveCapacity(24)
-        func put(_ value: Int, _ width: Int) {
-            var digits = [UInt8](repeating: UInt8(ascii: "0"), count: width)
-            var rest = value
-            for index in stride(from: width - 1, through: 0, by: -1) {
-                digits[index] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-            }
-            out.append(contentsOf: digits)
-        }
+        func put(_ value: Int, _ width: Int) { appendDigits(value, width: width, to: &out) }
         put(Int(parts.tm_year) + 1900, 4); out.append(UInt8(ascii: "-"))
         put(Int(parts.tm_mon) + 1, 2); out.append(UInt8(ascii: "-"))
         put(Int(parts.tm_mday), 2); out.append(UInt8(ascii: "T"))
@@ -76,6 +68,17 @@ enum UTCTimestamp {
         put(Int(parts.tm_sec), 2); out.append(UInt8(ascii: "."))
         put(millis, 3); out.append(UInt8(ascii: "Z"))
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `value` (not negative) in decimal, zero-padded on the left to at least `width` digits.
+    static func appendDigits(_ value: Int, width: Int, to out: inout [UInt8]) {
+        let start = out.count
+        var rest = value
+        repeat {
+            out.append(UInt8(ascii: "0") + UInt8(rest % 10))
+            rest /= 10
+        } while rest > 0 || out.count - start < width
+        out[start...].reverse()
     }
 }
 

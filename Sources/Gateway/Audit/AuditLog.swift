@@ -45,6 +45,12 @@ public final class POSIXAuditFile: AuditFile {
     }
 }
 
+/// A symmetric key made once and shared read-only (swift-crypto 3 does not mark `SymmetricKey` `Sendable`).
+struct SendableKey: @unchecked Sendable {
+    let key: SymmetricKey
+    init(_ key: SymmetricKey) { self.key = key }
+}
+
 /// Why `record` failed.
 public struct AuditLogError: Error, Sendable, CustomStringConvertible {
     public var message: String
@@ -106,7 +112,6 @@ public final class AuditLog: AuditSink, AdminEventRecorder, Service, Sendable {
         public var maxFileBytes: Int
         /// Key bytes for input and subject HMACs (at least 32 bytes recommended).
         public var keyBytes: [UInt8]
-        var key: SymmetricKey { SymmetricKey(data: keyBytes) }
         public var subjectMode: SubjectMode
         /// Opens a new audit file; replace only in tests.
         public var openFile: @Sendable (String) throws -> any AuditFile
@@ -127,10 +132,13 @@ public final class AuditLog: AuditSink, AdminEventRecorder, Service, Sendable {
 
     private let configuration: Configuration
     private let writer: AuditWriter
+    /// The HMAC key, scheduled once (not per hash).
+    private let key: SendableKey
 
-    private init(configuration: Configuration, writer: AuditWriter) {
+    private init(configuration: Configuration, writer: AuditWriter, key: SendableKey) {
         self.configuration = configuration
         self.writer = writer
+        self.key = key
     }
 
     public var instanceID: String { configuration.instanceID }
@@ -144,8 +152,9 @@ public final class AuditLog: AuditSink, AdminEventRecorder, Service, Sendable {
         let directory = configuration.directory.path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let recovered = try AuditRecovery.recover(directory: directory, instanceID: configuration.instanceID)
-        let writer = try AuditWriter(configuration: configuration, recovered: recovered, logger: logger)
-        let log = AuditLog(configuration: configuration, writer: writer)
+        let key = SendableKey(SymmetricKey(data: configuration.keyBytes))
+        let writer = try AuditWriter(configuration: configuration, key: key, recovered: recovered, logger: logger)
+        let log = AuditLog(configuration: configuration, writer: writer, key: key)
         if let torn = recovered.tornTail {
             logger.warning("audit log had a torn last record; cut it off", metadata: [
                 "audit.file": "\(torn.file)", "audit.bytes": "\(torn.bytes)",
@@ -159,7 +168,7 @@ public final class AuditLog: AuditSink, AdminEventRecorder, Service, Sendable {
 
     /// HMAC-SHA-256 of `bytes` with the audit key, lowercase hex (the `input_hmac`).
     public func hmac<Bytes: DataProtocol>(_ bytes: Bytes) -> String {
-        HexEncoding.lowercase(HMAC<SHA256>.authenticationCode(for: bytes, using: configuration.key))
+        HexEncoding.lowercase(HMAC<SHA256>.authenticationCode(for: bytes, using: key.key))
     }
 
     public func record(_ event: AuditEvent) async throws {
@@ -285,6 +294,7 @@ final class AuditWriter: @unchecked Sendable {
 
     // Writer thread only.
     private let configuration: Configuration
+    private let key: SendableKey
     private let logger: Logger
     private var file: (any AuditFile)?
     private var fileIndex: Int
@@ -300,8 +310,9 @@ final class AuditWriter: @unchecked Sendable {
     private let fsyncTimer = Metrics.Timer(label: "audit_fsync_duration_seconds")
     private let batchRecorder = Recorder(label: "audit_batch_records")
 
-    init(configuration: Configuration, recovered: AuditRecovery.Result, logger: Logger) throws {
+    init(configuration: Configuration, key: SendableKey, recovered: AuditRecovery.Result, logger: Logger) throws {
         self.configuration = configuration
+        self.key = key
         self.logger = logger
         self.fileIndex = recovered.nextFileIndex
         self.seq = recovered.lastSeq
@@ -480,7 +491,7 @@ final class AuditWriter: @unchecked Sendable {
                 case .hmac:
                     json.string(
                         "subject_hmac",
-                        HexEncoding.lowercase(HMAC<SHA256>.authenticationCode(for: Array(subject.utf8), using: configuration.key))
+                        HexEncoding.lowercase(HMAC<SHA256>.authenticationCode(for: Array(subject.utf8), using: key.key))
                     )
                 }
             }

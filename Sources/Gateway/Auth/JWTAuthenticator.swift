@@ -56,12 +56,12 @@ public final class JWTAuthenticator: Sendable {
 
     private struct TokenDigest: Hashable, Sendable {
         var words: (UInt64, UInt64, UInt64, UInt64)
-        init<Bytes: Sequence>(_ token: Bytes) where Bytes.Element == UInt8 {
-            let digest = Array(SHA256.hash(data: Array(token)))
-            func word(_ offset: Int) -> UInt64 {
-                digest[offset..<offset + 8].reduce(0) { $0 << 8 | UInt64($1) }
+        /// SHA-256 of the token, kept as four words (this runs on every request).
+        init(_ token: ArraySlice<UInt8>) {
+            words = SHA256.hash(data: token).withUnsafeBytes { raw in
+                (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                 raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
             }
-            words = (word(0), word(8), word(16), word(24))
         }
         static func == (lhs: TokenDigest, rhs: TokenDigest) -> Bool { lhs.words == rhs.words }
         func hash(into hasher: inout Hasher) {

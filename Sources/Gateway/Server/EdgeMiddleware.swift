@@ -90,8 +90,11 @@ struct EdgeMiddleware: RouterMiddleware {
     /// Seconds as milliseconds with three decimals ("12.345"), without Foundation's formatter.
     static func milliseconds(_ seconds: Double) -> String {
         let micros = max(0, Int((seconds * 1_000_000).rounded()))
-        let fraction = String(micros % 1000)
-        return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+        var out: [UInt8] = []
+        UTCTimestamp.appendDigits(micros / 1000, width: 1, to: &out)
+        out.append(UInt8(ascii: "."))
+        UTCTimestamp.appendDigits(micros % 1000, width: 3, to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Checks that apply to every request before routing.

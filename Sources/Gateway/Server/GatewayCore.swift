@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -18,8 +17,6 @@ public final class GatewayCore: Sendable {
     public let traffic: TrafficRuntime?
     /// The audit log when `audit.enabled` (for the admin API).
     public let auditLog: AuditLog?
-    let auditKey: SendableKey?
-    let requestTimeout: Duration
 
     init(
         configuration: GatewayConfiguration, authenticator: JWTAuthenticator, resolver: any VariantResolver,
@@ -40,20 +37,13 @@ public final class GatewayCore: Sendable {
             transport: transport, models: configuration.readinessModels, cacheSeconds: configuration.readiness.cacheSeconds,
             pollInterval: .seconds(2), connectTimeout: .milliseconds(Int64(configuration.timeouts.connect * 1000)),
             breaker: upstream.breaker, logger: logger)
-        if configuration.audit.enabled, let keyFile = configuration.audit.keyFile,
-            let key = FileManager.default.contents(atPath: configuration.resolvePath(keyFile).path)
-        {
-            self.auditKey = SendableKey(SymmetricKey(data: key))
-        } else {
-            self.auditKey = nil
-        }
-        self.requestTimeout = .milliseconds(Int64(configuration.timeouts.request * 1000))
     }
 
-    /// Keyed hash of request bytes for the audit log (never the bytes themselves).
+    /// Keyed hash of request bytes for the audit log (never the bytes themselves),
+    /// with the audit log's key; `nil` without an audit log or without bytes.
     func inputHMAC(_ bytes: [UInt8]) -> String? {
-        guard let auditKey, !bytes.isEmpty else { return nil }
-        return HexEncoding.lowercase(HMAC<SHA256>.authenticationCode(for: bytes, using: auditKey.key))
+        guard let auditLog, !bytes.isEmpty else { return nil }
+        return auditLog.hmac(bytes)
     }
 
     /// Verifies the bearer token, checks the permission (and model allowlist),
@@ -95,10 +85,4 @@ public final class GatewayCore: Sendable {
             return GatewayProblem(.unauthorized, "unauthorized", "A valid bearer token is required.", headers: [(.wwwAuthenticate, challenge)])
         }
     }
-}
-
-/// A symmetric key made once and shared read-only (swift-crypto 3 does not mark `SymmetricKey` `Sendable`).
-struct SendableKey: @unchecked Sendable {
-    let key: SymmetricKey
-    init(_ key: SymmetricKey) { self.key = key }
 }
