@@ -10,68 +10,26 @@ import Logging
 struct KServeHandler: Sendable {
     let core: GatewayCore
 
-    /// Routes open to callers with `infer`, by template.
+    /// One route per operation of `OpenAPIDocument.passthroughPaths` (the table the
+    /// document is written from, so the two cannot drift): infer operations go to
+    /// `infer`, all others to `passthrough` with the permission the table gives.
     func register(on router: Router<GatewayRequestContext>) {
         let v2 = router.group("v2")
-        v2.get { try await self.passthrough($0, $1, template: "/v2", permission: .infer, path: "/v2") }
-        v2.get("health/live") { try await self.passthrough($0, $1, template: "/v2/health/live", permission: .infer, path: "/v2/health/live") }
-        v2.get("health/ready") { try await self.passthrough($0, $1, template: "/v2/health/ready", permission: .infer, path: "/v2/health/ready") }
-        for suffix in ["", "/ready", "/config", "/stats"] {
-            v2.get("models/:model\(suffix)") { request, context in
-                try await self.model(request, context, suffix: suffix, versioned: false)
-            }
-            v2.get("models/:model/versions/:version\(suffix)") { request, context in
-                try await self.model(request, context, suffix: suffix, versioned: true)
-            }
-        }
-        v2.post("models/:model/infer") { try await self.infer($0, $1, versioned: false) }
-        v2.post("models/:model/versions/:version/infer") { try await self.infer($0, $1, versioned: true) }
-
-        // Admin only: everything that changes or reveals server state beyond one model.
-        v2.get("models/stats") { try await self.passthrough($0, $1, template: "/v2/models/stats", permission: .admin, path: "/v2/models/stats") }
-        v2.post("repository/index") {
-            try await self.passthrough($0, $1, template: "/v2/repository/index", permission: .admin, path: "/v2/repository/index", method: "POST")
-        }
-        for action in ["load", "unload"] {
-            v2.post("repository/models/:model/\(action)") { request, context in
-                let model = try Self.name(context, "model")
-                return try await self.passthrough(
-                    request, context, template: "/v2/repository/models/{model}/\(action)", permission: .admin,
-                    path: "/v2/repository/models/\(model)/\(action)", method: "POST")
-            }
-        }
-        for kind in ["systemsharedmemory", "cudasharedmemory"] {
-            v2.get("\(kind)/status") { try await self.passthrough($0, $1, template: "/v2/\(kind)/status", permission: .admin, path: "/v2/\(kind)/status") }
-            v2.get("\(kind)/region/:region/status") { request, context in
-                let region = try Self.name(context, "region")
-                return try await self.passthrough(request, context, template: "/v2/\(kind)/region/{region}/status", permission: .admin,
-                                                  path: "/v2/\(kind)/region/\(region)/status")
-            }
-            v2.post("\(kind)/unregister") {
-                try await self.passthrough($0, $1, template: "/v2/\(kind)/unregister", permission: .admin, path: "/v2/\(kind)/unregister", method: "POST")
-            }
-            for action in ["register", "unregister"] {
-                v2.post("\(kind)/region/:region/\(action)") { request, context in
-                    let region = try Self.name(context, "region")
-                    return try await self.passthrough(request, context, template: "/v2/\(kind)/region/{region}/\(action)", permission: .admin,
-                                                      path: "/v2/\(kind)/region/\(region)/\(action)", method: "POST")
+        for (template, operations) in OpenAPIDocument.passthroughPaths {
+            // "/v2/models/{model}/infer" is "models/:model/infer" under the /v2 group.
+            let routePath = template.dropFirst("/v2".count).split(separator: "/")
+                .map { $0.hasPrefix("{") ? ":" + $0.dropFirst().dropLast() : String($0) }.joined(separator: "/")
+            for operation in operations {
+                let method: HTTPRequest.Method = operation.method == "post" ? .post : .get
+                if operation.body == .infer {
+                    v2.on(RouterPath(routePath), method: method) { try await self.infer($0, $1, template: template) }
+                } else {
+                    v2.on(RouterPath(routePath), method: method) {
+                        try await self.passthrough($0, $1, template: template, permission: operation.permission, method: method)
+                    }
                 }
             }
         }
-        v2.get("trace/setting") { try await self.passthrough($0, $1, template: "/v2/trace/setting", permission: .admin, path: "/v2/trace/setting") }
-        v2.post("trace/setting") {
-            try await self.passthrough($0, $1, template: "/v2/trace/setting", permission: .admin, path: "/v2/trace/setting", method: "POST")
-        }
-        for method in ["GET", "POST"] {
-            let handler: @Sendable (Request, GatewayRequestContext) async throws -> Response = { request, context in
-                let model = try Self.name(context, "model")
-                return try await self.passthrough(request, context, template: "/v2/models/{model}/trace/setting", permission: .admin,
-                                                  path: "/v2/models/\(model)/trace/setting", method: method)
-            }
-            if method == "GET" { v2.get("models/:model/trace/setting", use: handler) } else { v2.post("models/:model/trace/setting", use: handler) }
-        }
-        v2.get("logging") { try await self.passthrough($0, $1, template: "/v2/logging", permission: .admin, path: "/v2/logging") }
-        v2.post("logging") { try await self.passthrough($0, $1, template: "/v2/logging", permission: .admin, path: "/v2/logging", method: "POST") }
     }
 
     /// A validated path parameter (model, version, region).
@@ -84,21 +42,20 @@ struct KServeHandler: Sendable {
         return value
     }
 
-    func model(_ request: Request, _ context: GatewayRequestContext, suffix: String, versioned: Bool) async throws -> Response {
-        let template = "/v2/models/{model}" + (versioned ? "/versions/{version}" : "") + suffix
-        context.record.update { $0.routeTemplate = template }
-        let model = try Self.name(context, "model")
-        var path = "/v2/models/\(model)"
-        if versioned { path += "/versions/\(try Self.name(context, "version"))" }
-        return try await passthrough(request, context, template: template, permission: .infer, path: path + suffix, model: model)
+    /// `template` with each `{name}` replaced by its validated value from the path (400 for a bad one).
+    static func path(_ template: String, _ context: GatewayRequestContext) throws -> String {
+        var path = template
+        for parameter in OpenAPIDocument.parameterNames(template) {
+            path = path.replacingOccurrences(of: "{\(parameter)}", with: try name(context, parameter))
+        }
+        return path
     }
 
-    func infer(_ request: Request, _ context: GatewayRequestContext, versioned: Bool) async throws -> Response {
-        let template = "/v2/models/{model}" + (versioned ? "/versions/{version}" : "") + "/infer"
+    func infer(_ request: Request, _ context: GatewayRequestContext, template: String) async throws -> Response {
         context.record.update { $0.routeTemplate = template }
         let model = try Self.name(context, "model")
         var version: String?
-        if versioned { version = try Self.name(context, "version") }
+        if template.contains("{version}") { version = try Self.name(context, "version") }
         let headerPairs = ModerationHandler.headerPairs(request)
         var decision = core.kserveDecision(name: model, version: version, stickyKey: nil, headers: headerPairs)
         context.record.update { [decision] in $0.decision = decision }
@@ -141,15 +98,19 @@ struct KServeHandler: Sendable {
         return try await forward(upstreamRequest, context: context, decision: decision, kind: "kserve")
     }
 
+    /// Any other KServe or Triton call: names checked, then the caller's permission
+    /// (and, for `infer` operations on a model, its model allowlist), then a JSON body if
+    /// one is allowed; Triton gets only the headers the gateway chooses.
     func passthrough(
-        _ request: Request, _ context: GatewayRequestContext, template: String, permission: Permission, path: String,
-        method: String = "GET", model: String? = nil
+        _ request: Request, _ context: GatewayRequestContext, template: String, permission: Permission, method: HTTPRequest.Method
     ) async throws -> Response {
         context.record.update { $0.routeTemplate = template }
+        let path = try Self.path(template, context)
+        let model = permission == .infer && template.contains("{model}") ? context.parameters.get("model") : nil
         try core.authorize(request, context: context, permission: permission, model: model)
         var body: [UInt8] = []
         var headers: [(String, String)] = [("traceparent", context.trace.childHeader()), ("X-Request-Id", context.requestID)]
-        if method == "POST" {
+        if method == .post {
             body = try await BodyReader.read(request, limit: core.configuration.limits.maxBodyBytes)
             if !body.isEmpty {
                 guard let parsed = try? JSONValue.parse(body), case .object = parsed else { throw GatewayProblem.badRequest("The body must be a JSON object.") }
@@ -160,7 +121,7 @@ struct KServeHandler: Sendable {
                 $0.inputHMAC = core.inputHMAC(body)
             }
         }
-        let upstreamRequest = RawHTTPRequest(method: method, path: path, headers: headers, body: body)
+        let upstreamRequest = RawHTTPRequest(method: method.rawValue, path: path, headers: headers, body: body)
         return try await forward(upstreamRequest, context: context, decision: nil, kind: permission == .admin ? "admin" : "kserve")
     }
 

@@ -1,29 +1,33 @@
+import NIOCore
+
 /// The OpenAPI 3.1 document served at `/openapi.yaml`. A test checks that every
 /// route of the router is in it and every path in it is a route.
 ///
 /// The KServe v2 and Triton-extension paths, which the gateway passes through with the
-/// same checks and the same refusals, are written from one table (`passthroughPaths`);
-/// the rest is literal.
+/// same checks and the same refusals, are written from one table (`passthroughPaths`),
+/// the same table `KServeHandler.register` builds its routes from; the rest is literal.
 enum OpenAPIDocument {
     static let yaml = [head, passthroughPaths.map(render).joined(separator: "\n"), tail].joined(separator: "\n")
+    /// The document as served, made once.
+    static let buffer = ByteBuffer(string: yaml)
 
-    private enum Body { case none, json, infer }
+    enum Body { case none, json, infer }
 
-    private struct Operation {
+    struct Operation: Sendable {
         var method: String
         var id: String
         var summary: String
-        var permission = "infer"
+        var permission = Permission.infer
         var body = Body.none
     }
 
-    /// Every passthrough path with its operations, in the document's order.
-    private static let passthroughPaths: [(path: String, operations: [Operation])] = {
-        func get(_ id: String, _ summary: String, _ permission: String = "infer") -> Operation {
+    /// Every passthrough path (a template with `{name}` parameters) with its operations, in the document's order.
+    static let passthroughPaths: [(path: String, operations: [Operation])] = {
+        func get(_ id: String, _ summary: String, _ permission: Permission = .infer) -> Operation {
             Operation(method: "get", id: id, summary: summary, permission: permission)
         }
         func post(_ id: String, _ summary: String) -> Operation {
-            Operation(method: "post", id: id, summary: summary, permission: "admin", body: .json)
+            Operation(method: "post", id: id, summary: summary, permission: .admin, body: .json)
         }
         var paths: [(path: String, operations: [Operation])] = [
             ("/v2", [get("serverMetadata", "Server metadata")]),
@@ -48,43 +52,52 @@ enum OpenAPIDocument {
             }
         }
         paths += [
-            ("/v2/models/stats", [get("allStats", "Statistics of all models", "admin")]),
+            ("/v2/models/stats", [get("allStats", "Statistics of all models", .admin)]),
             ("/v2/repository/index", [post("repositoryIndex", "Repository index")]),
             ("/v2/repository/models/{model}/load", [post("repositoryLoad", "Model load")]),
             ("/v2/repository/models/{model}/unload", [post("repositoryUnload", "Model unload")]),
         ]
         for kind in ["systemsharedmemory", "cudasharedmemory"] {
             paths += [
-                ("/v2/\(kind)/status", [get("\(kind)Status", "\(kind) status", "admin")]),
-                ("/v2/\(kind)/region/{region}/status", [get("\(kind)RegionStatus", "\(kind) region status", "admin")]),
+                ("/v2/\(kind)/status", [get("\(kind)Status", "\(kind) status", .admin)]),
+                ("/v2/\(kind)/region/{region}/status", [get("\(kind)RegionStatus", "\(kind) region status", .admin)]),
                 ("/v2/\(kind)/unregister", [post("\(kind)UnregisterAll", "\(kind) unregister all")]),
                 ("/v2/\(kind)/region/{region}/register", [post("\(kind)RegionRegister", "\(kind) region register")]),
                 ("/v2/\(kind)/region/{region}/unregister", [post("\(kind)RegionUnregister", "\(kind) region unregister")]),
             ]
         }
         paths += [
-            ("/v2/trace/setting", [get("traceGet", "Global trace settings", "admin"), post("tracePost", "Update global trace settings")]),
+            ("/v2/trace/setting", [get("traceGet", "Global trace settings", .admin), post("tracePost", "Update global trace settings")]),
             ("/v2/models/{model}/trace/setting",
-             [get("modelTraceGet", "Model trace settings", "admin"), post("modelTracePost", "Update model trace settings")]),
-            ("/v2/logging", [get("loggingGet", "Log settings", "admin"), post("loggingPost", "Update log settings")]),
+             [get("modelTraceGet", "Model trace settings", .admin), post("modelTracePost", "Update model trace settings")]),
+            ("/v2/logging", [get("loggingGet", "Log settings", .admin), post("loggingPost", "Update log settings")]),
         ]
         return paths
     }()
 
-    /// The path parameters' declarations, by name.
-    private static let pathParameters: [String: String] = [
-        "model": "'^[A-Za-z0-9_.-]{1,128}$'", "version": "'^[0-9]+$'", "region": "'^[A-Za-z0-9_.-]{1,128}$'",
-    ]
+    /// The names of a template's `{name}` parameters, in order.
+    static func parameterNames(_ template: String) -> [String] {
+        template.split(separator: "{").dropFirst().compactMap { $0.split(separator: "}").first.map(String.init) }
+    }
+
+    /// A path parameter's pattern (the checks themselves are `NameRules`, applied by `KServeHandler.name`).
+    private static func pattern(_ name: String) -> String {
+        switch name {
+        case "version": return "'^[0-9]+$'"
+        case "model", "region": return "'^[A-Za-z0-9_.-]{1,128}$'"
+        default: preconditionFailure("no pattern for path parameter \(name)")
+        }
+    }
 
     private static func render(_ item: (path: String, operations: [Operation])) -> String {
         var out = ["  \(item.path):"]
-        let names = item.path.split(separator: "{").dropFirst().compactMap { $0.split(separator: "}").first.map(String.init) }
+        let names = parameterNames(item.path)
         if !names.isEmpty {
             out.append("    parameters:")
             for name in names {
                 out += [
                     "      - name: \(name)", "        in: path", "        required: true", "        schema:",
-                    "          type: string", "          pattern: \(pathParameters[name] ?? "'.+'")",
+                    "          type: string", "          pattern: \(pattern(name))",
                 ]
             }
         }
@@ -93,10 +106,10 @@ enum OpenAPIDocument {
                 "    \(operation.method):",
                 "      operationId: \(operation.id)",
                 "      summary: \(operation.summary)",
-                "      tags: [\(operation.permission == "admin" ? "admin" : "kserve")]",
+                "      tags: [\(operation.permission == .admin ? "admin" : "kserve")]",
                 "      security:",
                 "        - bearer: []",
-                "      x-permission: \(operation.permission)",
+                "      x-permission: \(operation.permission.rawValue)",
                 "      parameters:",
                 "        - $ref: '#/components/parameters/RequestId'",
                 "        - $ref: '#/components/parameters/Traceparent'",

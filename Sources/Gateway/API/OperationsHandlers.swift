@@ -44,7 +44,7 @@ struct OperationsHandlers: Sendable {
             context.record.update { $0.routeTemplate = "/openapi.yaml" }
             var headers = HTTPFields()
             headers[.contentType] = "application/yaml"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: OpenAPIDocument.buffer))
         }
     }
 
