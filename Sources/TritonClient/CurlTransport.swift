@@ -135,10 +135,9 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
     private var cancellations: [CurlTransfer] = []
     private var jobs: [UnownedJob] = []
     private var shuttingDown = false
-    /// True while the curl thread is (about to be) blocked in `curl_multi_poll`.
+    /// True while the curl thread is (about to be) blocked in `curl_multi_poll` and no
+    /// one has woken it yet: the first caller to queue work wakes it, later ones need not.
     private var sleeping = false
-    /// True once the thread has left its loop; jobs then go to the global executor.
-    private var ended = false
     /// The curl thread, once it runs (for ``isCurrentThread``).
     private var thread: pthread_t?
 
@@ -192,6 +191,7 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
     /// `curl_multi_poll`; otherwise it sees the work before it next goes to sleep.
     private func unlockAndWakeIfSleeping() {
         let wake = sleeping
+        sleeping = false
         lock.unlock()
         if wake { curl_multi_wakeup(multi) }
     }
@@ -210,9 +210,10 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
     func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
         lock.lock()
-        if ended {
+        if shuttingDown {
             lock.unlock()
-            // The thread is gone (the client was shut down): run the job on the global pool.
+            // The thread is stopping or gone (the client was shut down): run the job on the
+            // global pool. Jobs queued before the flag was set run in the thread's last turn.
             globalConcurrentExecutor.enqueue(unowned)
             return
         }
@@ -242,6 +243,7 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
             cancellations.removeAll(keepingCapacity: true)
             swap(&ready, &jobs)
             let stop = shuttingDown
+            sleeping = false  // a poll that timed out or saw a socket was not woken by anyone
             lock.unlock()
 
             // Jobs of tasks that prefer this executor; they may submit transfers, which
@@ -270,23 +272,10 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
             let idle = pending.isEmpty && cancellations.isEmpty && jobs.isEmpty && !shuttingDown
             sleeping = idle
             lock.unlock()
-            if idle {
-                curl_multi_poll(multi, nil, 0, 1000, nil)
-                lock.lock()
-                sleeping = false
-                lock.unlock()
-            }
+            if idle { curl_multi_poll(multi, nil, 0, 1000, nil) }
         }
-        lock.lock()
-        ended = true
-        let leftover = jobs
-        jobs.removeAll()
-        let late = pending
-        pending.removeAll()
-        lock.unlock()
-        let error = TritonClientError(code: .cancelled, message: "the client was shut down")
-        for transfer in late { transfer.finish(.failure(error)) }
-        for job in leftover { globalConcurrentExecutor.enqueue(job) }
+        // Nothing can be queued any more: the last turn took everything queued before
+        // `shuttingDown` was set, and since then submit refuses and enqueue goes elsewhere.
         idleHandles.removeAll()
         // The multi handle itself is freed in deinit: callers may still hold the loop
         // (a client, a task preferring its executor) and call curl_multi_wakeup on it.
