@@ -8,17 +8,6 @@ import Logging
 import Testing
 import TritonClient
 
-/// A file whose writes fail with ENOSPC (/dev/full), as on a full disk.
-private final class FullDiskFile: AuditFile {
-    let fd = open("/dev/full", O_WRONLY | O_CLOEXEC)
-    func append(_ bytes: [UInt8]) throws {
-        let result = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        if result < 0 { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-    }
-    func sync() throws {}
-    func close() { _ = Glibc.close(fd) }
-}
-
 /// The audit log through the real gateway over HTTP, in front of the real Triton.
 @Suite(.enabled(if: Environment.tritonURL != nil, "needs TRITON_URL (scripts/test starts it)"), .serialized)
 struct AuditEndToEndTests {
@@ -108,7 +97,7 @@ struct AuditEndToEndTests {
     func fullDiskAnswers503() async throws {
         try env.writeTraffic(Self.split)
         let configuration = AuditLog.Configuration(
-            directory: env.auditDirectory, instanceID: "full", key: Array(repeating: 7, count: 32), openFile: { _ in FullDiskFile() })
+            directory: env.auditDirectory, instanceID: "full", key: Array(repeating: 7, count: 32), openFile: { _ in DevFullAuditFile() })
         let log = try AuditLog.open(configuration, logger: quietLogger())
         var parts = GatewayParts(auditSink: log)
         parts.auditLog = log

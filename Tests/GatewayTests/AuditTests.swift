@@ -48,7 +48,7 @@ private func editLines(_ url: URL, _ change: (inout [String]) -> Void) throws {
 }
 
 /// A file whose writes go to /dev/full (ENOSPC from the kernel), as on a full disk.
-private final class DevFullAuditFile: AuditFile {
+final class DevFullAuditFile: AuditFile {
     let fd = open("/dev/full", O_WRONLY | O_CLOEXEC)
     func append(_ bytes: [UInt8]) throws {
         let result = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }

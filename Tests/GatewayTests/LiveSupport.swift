@@ -50,8 +50,21 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
                 cArgs.forEach { free($0) }
                 cEnv.forEach { free($0) }
             }
+            // Dispatch's worker threads block most signals, and a spawned child inherits the
+            // mask: a Triton started from here would never see `scripts/triton stop`'s SIGTERM.
+            // Children get an empty mask and default dispositions, as from a shell.
+            var attributes = posix_spawnattr_t()
+            posix_spawnattr_init(&attributes)
+            defer { posix_spawnattr_destroy(&attributes) }
+            var noSignals = sigset_t()
+            sigemptyset(&noSignals)
+            posix_spawnattr_setsigmask(&attributes, &noSignals)
+            var allSignals = sigset_t()
+            sigfillset(&allSignals)
+            posix_spawnattr_setsigdefault(&attributes, &allSignals)
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
             var pid: pid_t = 0
-            let rc = posix_spawn(&pid, executable, &actions, nil, &cArgs, &cEnv)
+            let rc = posix_spawn(&pid, executable, &actions, &attributes, &cArgs, &cEnv)
             guard rc == 0 else {
                 continuation.resume(throwing: POSIXError(POSIXErrorCode(rawValue: rc) ?? .EINVAL))
                 return

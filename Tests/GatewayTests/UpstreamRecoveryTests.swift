@@ -64,16 +64,12 @@ struct UpstreamRecoveryTests {
             try await client.execute(uri: "/readyz", method: .get)
         }
 
-        /// Polls until an infer and `/readyz` both answer 200 (30 s at most).
-        func recovered(_ note: (String) -> Void) async throws -> Bool {
-            for _ in 0..<60 {
-                let status = try await infer().status
-                let ready = try await ready().status
-                note("recovering: infer \(status), readyz \(ready)")
-                if status == .ok, ready == .ok { return true }
-                try await Task.sleep(for: .milliseconds(500))
+        /// Whether an infer and `/readyz` both answer 200 within 30 s.
+        func recovered() async throws -> Bool {
+            try await eventually(30) {
+                guard try await infer().status == .ok else { return false }
+                return try await ready().status == .ok
             }
-            return false
         }
     }
 
@@ -81,16 +77,25 @@ struct UpstreamRecoveryTests {
     /// with a live gateway in front of it (the upstream deadline and circuit settings
     /// given); stops the Triton afterwards, whatever happens.
     func withOwnTriton(
-        upstreamDeadline: Int, circuit: String? = nil, _ body: @Sendable (Calls, _ repo: URL, _ pid: pid_t) async throws -> Void
+        upstreamDeadline: Int, circuit: String? = nil, _ body: @Sendable (Calls, _ repo: URL) async throws -> Void
     ) async throws {
         let setup = try TestSetup()
         let repo = try identityRepo(setup)
         _ = try? await triton(["stop", "--name", Self.name])  // a leftover of an interrupted run
         try await startTriton(repo: repo)
-        defer { _ = Task { _ = try? await triton(["stop", "--name", Self.name]) } }
-        let pid = try tritonPID()
-        defer { _ = kill(pid, SIGCONT) }  // runs before the stop above, whatever fails in between
+        do {
+            try await withGateway(setup, repo: repo, upstreamDeadline: upstreamDeadline, circuit: circuit, body)
+        } catch {
+            _ = try? await triton(["stop", "--name", Self.name])
+            throw error
+        }
+        _ = try? await triton(["stop", "--name", Self.name])
+    }
 
+    /// A live gateway in front of this suite's Triton, for `body`.
+    private func withGateway(
+        _ setup: TestSetup, repo: URL, upstreamDeadline: Int, circuit: String?, _ body: @Sendable (Calls, _ repo: URL) async throws -> Void
+    ) async throws {
         var overrides = [
             "routes": "routes:\n  default: moderation\n  models:\n    moderation:\n      model: identity_fp32\n",
             "readiness": "readiness:\n  cache_seconds: 0\n",
@@ -105,13 +110,12 @@ struct UpstreamRecoveryTests {
             #expect(try await calls.infer().status == .ok)
             #expect(try await calls.ready().status == .ok)
             note("serving")
-            try await body(calls, repo, pid)
+            try await body(calls, repo)
         }
-        _ = try? await triton(["stop", "--name", Self.name])
     }
 
     @Test func tritonStoppedMidTestThenBack() async throws {
-        try await withOwnTriton(upstreamDeadline: 5, circuit: "upstream:\n  circuit_failure_threshold: 2\n  circuit_open_seconds: 1\n") { calls, repo, _ in
+        try await withOwnTriton(upstreamDeadline: 5, circuit: "upstream:\n  circuit_failure_threshold: 2\n  circuit_open_seconds: 1\n") { calls, repo in
             let (stopped, output) = try await triton(["stop", "--name", Self.name])
             try #require(stopped == 0, "\(output)")
             let clock = ContinuousClock()
@@ -137,7 +141,7 @@ struct UpstreamRecoveryTests {
             note("restarting")
             try await startTriton(repo: repo)
             note("restarted")
-            #expect(try await calls.recovered(note), "traffic resumes without restarting the gateway")
+            #expect(try await calls.recovered(), "traffic resumes without restarting the gateway")
         }
     }
 
@@ -145,8 +149,10 @@ struct UpstreamRecoveryTests {
     /// completes TCP handshakes, the process reads nothing): calls end in 504 at the
     /// deadline, `/readyz` turns 503, and everything recovers when it runs again.
     @Test func tritonThatStopsAnsweringGives504AndNotReadyThenRecovers() async throws {
-        try await withOwnTriton(upstreamDeadline: 2) { calls, _, pid in
+        try await withOwnTriton(upstreamDeadline: 2) { calls, _ in
+            let pid = try tritonPID()
             try #require(kill(pid, SIGSTOP) == 0)
+            defer { _ = kill(pid, SIGCONT) }  // whatever fails below, the stop that follows must reach it
             note("Triton stopped with SIGSTOP")
             let clock = ContinuousClock()
             for _ in 0..<2 {
@@ -164,7 +170,7 @@ struct UpstreamRecoveryTests {
 
             #expect(kill(pid, SIGCONT) == 0)
             note("Triton continued")
-            #expect(try await calls.recovered(note), "traffic resumes when Triton answers again")
+            #expect(try await calls.recovered(), "traffic resumes when Triton answers again")
         }
     }
 }
