@@ -8,19 +8,16 @@ at the same concurrency, one tool at a time, against the same Triton:
 """
 
 import argparse
-import csv
 import json
-import os
 import resource
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import numpy as np
 
-from benchlib import model_stats, process_cpu
+from benchlib import model_stats, process_cpu, run_perf_analyzer, session_pids
 
 
 
@@ -79,24 +76,10 @@ def run_swift(binary, url, workload, concurrency, duration):
 
 def run_perf(binary, url, workload, concurrency, duration):
     _, model, datatype, elements, strlen = workload
-    with tempfile.TemporaryDirectory() as tmp:
-        report = os.path.join(tmp, "pa.csv")
-        command = [
-            binary, "-m", model, "-u", url, "-i", "http",
-            "--shape", f"INPUT0:{elements}", "--concurrency-range", str(concurrency),
-            "--measurement-interval", str(int(duration * 1000)), "-f", report,
-            # A shared 2-core machine is noisy: accept windows within 100% of each other.
-            "--stability-percentage", "100", "--max-trials", "6",
-        ]
-        if strlen:
-            command += ["--string-length", str(strlen)]
-        cpu_before = children_cpu()
-        begin = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, text=True)
-        elapsed = time.perf_counter() - begin
-        cpu = children_cpu() - cpu_before
-        with open(report) as handle:
-            row = next(csv.DictReader(handle))
+    cpu_before = children_cpu()
+    row, elapsed = run_perf_analyzer(binary, url, model, f"INPUT0:{elements}", concurrency, duration,
+                                 ["--string-length", str(strlen)] if strlen else [])
+    cpu = children_cpu() - cpu_before
     throughput = float(row["Inferences/Second"])
     return {
         "throughput": throughput,
@@ -175,8 +158,10 @@ def main():
     parser.add_argument("--concurrency", default="1 8 32")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per tool; the median counts")
     parser.add_argument("--json", help="also write the results here")
-    parser.add_argument("--triton-pid", type=int, help="Triton's pid, to report its CPU use per run")
+    parser.add_argument("--triton-pid", type=int, help="Triton's pid, to report its CPU use (with its backend stubs) per run")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     levels = [int(c) for c in args.concurrency.split()]
 
     rows = []
@@ -196,13 +181,14 @@ def main():
             for round_index in range(args.rounds):
                 order = names[round_index % len(names):] + names[:round_index % len(names)]
                 for tool in order:
-                    triton_before, begin = process_cpu(args.triton_pid) if args.triton_pid else 0.0, time.perf_counter()
+                    triton_pids = session_pids(args.triton_pid) if args.triton_pid else []
+                    triton_before, begin = process_cpu(*triton_pids), time.perf_counter()
                     stats_before = model_stats(args.url, workload[1])
                     result = runners[tool]()
                     result.update(triton_side(stats_before, model_stats(args.url, workload[1]), time.perf_counter() - begin))
                     if args.triton_pid:
                         # Share of the machine's cores Triton used while this tool drove it.
-                        used = process_cpu(args.triton_pid) - triton_before
+                        used = process_cpu(*triton_pids) - triton_before
                         result["triton_cores_busy"] = used / (time.perf_counter() - begin)
                     samples[tool].append(result)
             results = {}

@@ -1,7 +1,5 @@
 """Driver of scripts/bench-gateway (see that script for what it measures)."""
 import argparse
-import csv
-import io
 import json
 import os
 import re
@@ -13,7 +11,7 @@ import tempfile
 import time
 import urllib.request
 
-from benchlib import model_stats, process_cpu
+from benchlib import model_stats, process_cpu, run_perf_analyzer
 
 TRITON_PORT = int(os.environ.get("BENCH_TRITON_PORT", "8330"))
 GATEWAY_PORT = int(os.environ.get("BENCH_GATEWAY_PORT", "8340"))
@@ -43,21 +41,9 @@ def wait_http(url, seconds):
     return False
 
 
-def perf(perf_analyzer, url, concurrency, seconds, token=None):
-    fd, csv_path = tempfile.mkstemp(suffix=".csv")
-    os.close(fd)
-    cmd = [perf_analyzer, "-m", "identity_fp32", "-u", url, "--shape", "INPUT0:16",
-           "--concurrency-range", str(concurrency), "--measurement-interval", str(seconds * 1000),
-           "--stability-percentage", "100", "--max-trials", "10", "--percentile", "99", "-f", csv_path]
-    if token:
-        cmd += ["-H", f"Authorization: Bearer {token}"]
-    try:
-        run(cmd)
-        with open(csv_path) as f:
-            rows = list(csv.DictReader(f))
-    finally:
-        os.unlink(csv_path)
-    row = rows[-1]
+def perf(binary, url, concurrency, seconds, token=None):
+    row, _ = run_perf_analyzer(binary, url, "identity_fp32", "INPUT0:16", concurrency, seconds,
+                           ["-H", f"Authorization: Bearer {token}"] if token else [])
     return {
         "throughput": float(row["Inferences/Second"]),
         "p50_us": float(row["p50 latency"]),

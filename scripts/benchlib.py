@@ -1,7 +1,12 @@
-"""Helpers the benchmark drivers share: process CPU from /proc and Triton's model statistics."""
+"""Helpers the benchmark drivers share: process CPU from /proc, Triton's model statistics and
+one perf_analyzer run."""
 
+import csv
 import json
 import os
+import subprocess
+import tempfile
+import time
 import urllib.request
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -18,6 +23,45 @@ def process_cpu(*pids):
         except (OSError, IndexError, ValueError):
             pass
     return total
+
+
+def session_pids(leader):
+    """`leader` and every process in its session: a Triton started by scripts/triton (setsid)
+    with its Python-backend stubs, which do most of the work of Python models."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if len(fields) > 3 and int(fields[3]) == leader:
+            pids.append(int(entry))
+    return pids or [leader]
+
+
+def run_perf_analyzer(binary, url, model, shape, concurrency, seconds, extra=()):
+    """One perf_analyzer run at one concurrency: its CSV row (the last) and the wall seconds it took.
+    A shared 2-core machine is noisy, so windows within 100 % of each other count as stable, and
+    at most 6 trials run (unsettled runs otherwise grow perf_analyzer's memory without bound)."""
+    fd, report = tempfile.mkstemp(suffix=".csv")
+    os.close(fd)
+    command = [
+        binary, "-m", model, "-u", url, "-i", "http", "--shape", shape,
+        "--concurrency-range", str(concurrency), "--measurement-interval", str(int(seconds * 1000)),
+        "--stability-percentage", "100", "--max-trials", "6", "--percentile", "99", "-f", report, *extra,
+    ]
+    try:
+        begin = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, text=True)
+        elapsed = time.perf_counter() - begin
+        with open(report) as handle:
+            rows = list(csv.DictReader(handle))
+    finally:
+        os.unlink(report)
+    return rows[-1], elapsed
 
 
 def model_stats(url, model):
