@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import Testing
 
 @testable import Gateway
@@ -50,11 +51,11 @@ struct CanaryFixture {
     let stateFile: URL
     let router: TrafficRouter
 
-    init(_ yaml: String, stateFile: URL? = nil, instance: String = "replica-a") throws {
+    init(_ yaml: String, stateFile: URL? = nil, instance: String = "replica-a", storage: CanaryStateStorage = .fileSystem) throws {
         self.stateFile = try stateFile ?? trafficTestDirectory("canary").appendingPathComponent("canary-state.json")
         router = TrafficRouter.make(
             configuration: try parseTraffic(yaml),
-            canarySettings: .init(stateFile: self.stateFile, instanceID: instance, clock: clock.read),
+            canarySettings: .init(stateFile: self.stateFile, instanceID: instance, clock: clock.read, storage: storage),
             logger: Logger(label: "test"), adminEvents: events
         )
     }
@@ -93,6 +94,44 @@ struct CanaryFixture {
 
 @Suite("Canary analysis")
 struct CanaryTests {
+    /// The state file lives on a volume shared by replicas; a read that waits on it (a stuck
+    /// network volume) must not hold a thread of the cooperative pool, which serves every
+    /// request: as many ticks as the pool has threads wait on the file, and other work must
+    /// still run before the file is released.
+    @Test("state-file I/O waits off the cooperative pool: other work runs while the volume stalls")
+    func stateFileIOStaysOffTheCooperativePool() async throws {
+        let stalled = NIOLockedValueBox(false)
+        let release = DispatchSemaphore(value: 0)
+        let stallingVolume = CanaryStateStorage(
+            read: { url in
+                if stalled.withLockedValue({ $0 }) { release.wait() }
+                return CanaryStateStorage.fileSystem.read(url)
+            },
+            replace: CanaryStateStorage.fileSystem.replace)
+        let f = try CanaryFixture(canaryYAML(), storage: stallingVolume)
+        stalled.withLockedValue { $0 = true }
+        let width = ProcessInfo.processInfo.activeProcessorCount
+        let probeRan = NIOLockedValueBox(false)
+        let releasedBeforeProbe = NIOLockedValueBox(false)
+        // The watchdog is a plain thread: if the pool were blocked, nothing on it could run.
+        Thread.detachNewThread {
+            let deadline = Date().addingTimeInterval(30)
+            while !probeRan.withLockedValue({ $0 }) && Date() < deadline { usleep(10_000) }
+            releasedBeforeProbe.withLockedValue { $0 = !probeRan.withLockedValue { $0 } }
+            stalled.withLockedValue { $0 = false }
+            for _ in 0..<width { release.signal() }
+        }
+        async let ticks: Void = withTaskGroup(of: Void.self) { group in
+            for _ in 0..<width { group.addTask { await f.router.canary.tick() } }
+        }
+        // The ticks now wait on the volume; this resumes, and the probe runs, only if they
+        // do not hold the pool's threads.
+        try await Task.sleep(for: .milliseconds(200))
+        await Task.detached { probeRan.withLockedValue { $0 = true } }.value
+        await ticks
+        #expect(releasedBeforeProbe.withLockedValue { $0 } == false, "the pool ran nothing until the volume answered")
+    }
+
     @Test("a candidate with too many server errors is rolled back at the failure limit, with an audit event")
     func failingCandidateRolledBack() async throws {
         let f = try CanaryFixture(canaryYAML(failureLimit: 2))

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import Metrics
+import NIOPosix
 import ServiceLifecycle
 
 /// Latency histogram with log-spaced buckets (0.5 ms × 1.1ⁿ up to ~2 min) for p95.
@@ -188,24 +189,43 @@ public struct CanaryStateFile: Sendable, Codable, Equatable {
 
     public init() {}
 
-    static func read(_ url: URL) -> (CanaryStateFile, String)? {
-        guard let data = try? Data(contentsOf: url) else { return nil }
+    /// Reads the file through `storage`; `nil` when it is missing or not a state file.
+    /// Returns the content hash beside the decisions.
+    static func read(_ url: URL, from storage: CanaryStateStorage) -> (CanaryStateFile, String)? {
+        guard let data = storage.read(url) else { return nil }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         guard let file = try? decoder.decode(CanaryStateFile.self, from: data) else { return nil }
         return (file, HexEncoding.lowercase(SHA256.hash(data: data)))
     }
 
-    /// Writes atomically: a temporary file in the same directory, fsync, rename over
-    /// the target, fsync the directory. Returns the content hash written.
-    func write(to url: URL) throws -> String {
+    /// Replaces the file through `storage`. Returns the content hash written.
+    func write(to url: URL, through storage: CanaryStateStorage) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         encoder.dateEncodingStrategy = .iso8601
         let data = try encoder.encode(self)
-        try DurableFiles.replace(url, with: data)
+        try storage.replace(url, data)
         return HexEncoding.lowercase(SHA256.hash(data: data))
     }
+}
+
+/// How the canary state file is read and replaced. Both calls block (the file is often
+/// on a volume shared by replicas over the network), so the controller makes them on
+/// NIO's pool for blocking work. Tests substitute a volume that stalls.
+public struct CanaryStateStorage: Sendable {
+    public var read: @Sendable (URL) -> Data?
+    public var replace: @Sendable (URL, Data) throws -> Void
+
+    public init(read: @escaping @Sendable (URL) -> Data?, replace: @escaping @Sendable (URL, Data) throws -> Void) {
+        self.read = read
+        self.replace = replace
+    }
+
+    /// The local file system: replaced atomically (a temporary file in the same directory,
+    /// fsync, rename over the target, fsync the directory), so readers see a whole file.
+    public static let fileSystem = CanaryStateStorage(
+        read: { try? Data(contentsOf: $0) }, replace: { try DurableFiles.replace($0, with: $1) })
 }
 
 /// Compares each route's candidate with its baseline over windows, rolls a failing
@@ -221,15 +241,17 @@ public final class CanaryController: Service, Sendable {
         public var instanceID: String
         public var tickInterval: Duration
         public var clock: TrafficClock
+        public var storage: CanaryStateStorage
 
         public init(
             stateFile: URL?, instanceID: String, tickInterval: Duration = .seconds(1),
-            clock: @escaping TrafficClock = { Date() }
+            clock: @escaping TrafficClock = { Date() }, storage: CanaryStateStorage = .fileSystem
         ) {
             self.stateFile = stateFile
             self.instanceID = instanceID
             self.tickInterval = tickInterval
             self.clock = clock
+            self.storage = storage
         }
     }
 
@@ -296,7 +318,8 @@ public final class CanaryController: Service, Sendable {
     /// in force, and installs the configuration with the resulting weights.
     public func adopt(_ configuration: TrafficConfiguration) {
         let now = settings.clock()
-        let persisted = settings.stateFile.flatMap(CanaryStateFile.read)
+        // Startup and operator reloads only; every tick reads off the cooperative pool.
+        let persisted = settings.stateFile.flatMap { CanaryStateFile.read($0, from: settings.storage) }
         let overrides = state.withLock { state -> [String: CandidateOverride] in
             var routes: [String: RouteState] = [:]
             for (name, route) in configuration.routes {
@@ -381,7 +404,7 @@ public final class CanaryController: Service, Sendable {
         let now = settings.clock()
         var announcements: [Announcement] = []
         var changed = false
-        let fromFile = settings.stateFile.flatMap(CanaryStateFile.read)
+        let fromFile = await readStateFile()
         state.withLock { state in
             // Decisions from other replicas first.
             if let fromFile, fromFile.1 != state.fileHash {
@@ -464,7 +487,7 @@ public final class CanaryController: Service, Sendable {
         let snapshot = state.current
         store.setOverrides(Self.overrides(snapshot.routes))
         Self.publish(snapshot.routes)
-        persist(snapshot.routes)
+        await persist(snapshot.routes)
         for announcement in announcements {
             let route = snapshot.routes[announcement.route]
             switch announcement.kind {
@@ -490,12 +513,37 @@ public final class CanaryController: Service, Sendable {
         }
     }
 
+    /// Reads the shared state file on NIO's pool for blocking work, never on the
+    /// cooperative pool: that pool has one thread per core and serves every request,
+    /// and the file may sit on a network volume shared by replicas (a read that waits
+    /// on the server would stall every request of this replica meanwhile).
+    private func readStateFile() async -> (CanaryStateFile, String)? {
+        guard let url = settings.stateFile else { return nil }
+        let storage = settings.storage
+        return try? await NIOThreadPool.singleton.runIfActive { CanaryStateFile.read(url, from: storage) }
+    }
+
     /// Merges this replica's decisions into the state file (rollbacks are never
     /// undone by a merge; other replicas' entries for other digests are replaced
-    /// only by routes this replica has decided on).
-    private func persist(_ routes: [String: RouteState]) {
+    /// only by routes this replica has decided on). The read, the write and its two
+    /// fsyncs run on NIO's pool for blocking work (see ``readStateFile()``).
+    private func persist(_ routes: [String: RouteState]) async {
         guard let url = settings.stateFile else { return }
-        var file = CanaryStateFile.read(url)?.0 ?? CanaryStateFile()
+        let instanceID = settings.instanceID
+        let storage = settings.storage
+        do {
+            let hash = try await NIOThreadPool.singleton.runIfActive {
+                let current = CanaryStateFile.read(url, from: storage)?.0 ?? CanaryStateFile()
+                return try Self.merged(routes, into: current, instanceID: instanceID).write(to: url, through: storage)
+            }
+            state.withLock { $0.fileHash = hash }
+        } catch {
+            logger.error("canary state file not written", metadata: ["path": "\(url.path)", "error": "\(error)"])
+        }
+    }
+
+    private static func merged(_ routes: [String: RouteState], into file: CanaryStateFile, instanceID: String) -> CanaryStateFile {
+        var file = file
         for (name, route) in routes where route.decidedAt != nil {
             if let existing = file.routes[name], existing.routeDigest == route.digest, existing.phase == .rolledBack {
                 continue
@@ -503,15 +551,10 @@ public final class CanaryController: Service, Sendable {
             file.routes[name] = CanaryStateFile.Entry(
                 routeDigest: route.digest, revision: route.revision, phase: route.phase, stepIndex: route.stepIndex,
                 candidateWeight: route.candidateWeight, decidedAt: route.decidedAt ?? Date(),
-                decidedBy: route.decidedBy ?? settings.instanceID, reasons: route.reasons, evidence: route.recent
+                decidedBy: route.decidedBy ?? instanceID, reasons: route.reasons, evidence: route.recent
             )
         }
-        do {
-            let hash = try file.write(to: url)
-            state.withLock { $0.fileHash = hash }
-        } catch {
-            logger.error("canary state file not written", metadata: ["path": "\(url.path)", "error": "\(error)"])
-        }
+        return file
     }
 
     public func status(route name: String) -> CanaryStatus? {
