@@ -140,6 +140,10 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
     private var sleeping = false
     /// The curl thread, once it runs (for ``isCurrentThread``).
     private var thread: pthread_t?
+    /// Polls that ended with work queued by a caller who did not wake the thread: each one
+    /// is a call that waited for the poll's timeout. Always 0 unless the wakeup protocol
+    /// is broken; tests read it instead of timing calls on a loaded machine.
+    private var lostWakeupCount = 0
 
     // Curl thread only.
     private var active: [UnsafeMutableRawPointer: CurlTransfer] = [:]
@@ -221,6 +225,13 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
         unlockAndWakeIfSleeping()
     }
 
+    /// See ``lostWakeupCount``.
+    var lostWakeups: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return lostWakeupCount
+    }
+
     /// Whether the caller runs on the curl thread.
     var isCurrentThread: Bool {
         lock.lock()
@@ -237,6 +248,9 @@ final class CurlMultiLoop: TaskExecutor, @unchecked Sendable {
         var ready: [UnownedJob] = []
         while true {
             lock.lock()
+            // Still marked asleep after a poll, yet work is queued: whoever queued it saw no
+            // need to wake the thread (see ``lostWakeupCount``).
+            if sleeping, !(pending.isEmpty && cancellations.isEmpty && jobs.isEmpty) { lostWakeupCount += 1 }
             let starting = pending
             pending.removeAll(keepingCapacity: true)
             let aborting = cancellations

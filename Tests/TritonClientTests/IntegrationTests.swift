@@ -366,14 +366,15 @@ struct TritonInferTests {
     @Test func timeoutOnTheSlowModel() async throws {
         let client = try fixtureClient()
         var options = InferOptions()
-        options.parameters = ["delay_ms": 3000]
+        options.parameters = ["delay_ms": 10_000]
         let started = ContinuousClock.now
         await #expect {
             try await client.infer(
                 "slow", inputs: [fp32Input([1], batched: false)], inferOptions: options,
                 options: CallOptions(timeout: .milliseconds(300)))
         } throws: { ($0 as? TritonClientError)?.code == .timeout }
-        #expect(ContinuousClock.now - started < .milliseconds(2000))
+        // Relative, not tight: the call ended before the model would have answered.
+        #expect(ContinuousClock.now - started < .seconds(10))
         // The client keeps working afterwards.
         options.parameters = ["delay_ms": 1]
         #expect(try await client.infer("slow", inputs: [fp32Input([7], batched: false)], inferOptions: options)
@@ -383,7 +384,7 @@ struct TritonInferTests {
     @Test func cancellationOnTheSlowModel() async throws {
         let client = try fixtureClient()
         var options = InferOptions()
-        options.parameters = ["delay_ms": 5000]
+        options.parameters = ["delay_ms": 10_000]
         let slowInput = try fp32Input([1], batched: false)
         let task = Task { try await client.infer("slow", inputs: [slowInput], inferOptions: options) }
         try await Task.sleep(for: .milliseconds(300))
@@ -392,8 +393,9 @@ struct TritonInferTests {
         await #expect {
             try await task.value
         } throws: { ($0 as? TritonClientError)?.code == .cancelled }
-        // The model sleeps 5 s; the call must end long before that.
-        #expect(ContinuousClock.now - cancelledAt < .milliseconds(2500))
+        // The model sleeps 10 s and the client's timeout is 60 s: only the cancellation ends
+        // the call before the model answers.
+        #expect(ContinuousClock.now - cancelledAt < .seconds(10))
         #expect(try await client.isServerReady())
     }
 
