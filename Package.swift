@@ -86,6 +86,7 @@ let package = Package(
                 "Gateway",
                 "TritonClient",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -18,6 +18,9 @@ Models:
   moderation_a, _b       the moderation ensemble's interface (IMAGE -> DECISION, REASONS,
                          SCORES, TEXT = "served by <name>") without its models
   variant_a, variant_b   FP32 identities (batched, 8) used only by the traffic tests
+  guarded_fp32, _bytes   identities used only by the gateway's refusal tests, which assert
+                         that Triton's inference count did not move (other suites run
+                         inferences on identity_* at the same time)
   flaky                  FP32 identity that fails a `fail_fraction` of requests and/or sleeps
                          `delay_ms` (request parameters): a canary candidate that misbehaves on purpose
   classifier             FP32 scores with a labels file (classification extension)
@@ -182,6 +185,21 @@ def build(repo):
                 "python",
                 [tensor("INPUT0", "TYPE_FP32", [-1])],
                 [tensor("OUTPUT0", "TYPE_FP32", [-1])],
+                max_batch_size=8,
+            ),
+        )
+    # Identities only the gateway's refusal tests call: their exact inference counts
+    # are not moved by suites running at the same time.
+    for short in ("fp32", "bytes"):
+        python_model(
+            repo,
+            f"guarded_{short}",
+            "identity.py",
+            config(
+                f"guarded_{short}",
+                "python",
+                [tensor("INPUT0", DATATYPES[short], [-1])],
+                [tensor("OUTPUT0", DATATYPES[short], [-1])],
                 max_batch_size=8,
             ),
         )

@@ -172,7 +172,7 @@ struct AuditEndToEndTests {
         try await Task.sleep(for: .milliseconds(300))
         #expect(try await caller.infer("ab").header("X-Moderation-Variant") == "a", "no reload without SIGHUP")
         kill(process.processIdentifier, SIGHUP)
-        #expect(try await eventually(5) { try await caller.infer("ab").header("X-Moderation-Variant") == "b" }, "SIGHUP reloads")
+        #expect(try await eventually(30) { try await caller.infer("ab").header("X-Moderation-Variant") == "b" }, "SIGHUP reloads")
         let metrics = String(decoding: try await caller.call("GET", "/metrics").body, as: UTF8.self)
         #expect(metrics.contains("traffic_reloads_total"), "the parts' metrics are served by the binary")
         #expect(metrics.contains("audit_fsyncs_total"))
@@ -197,7 +197,7 @@ struct AuditEndToEndTests {
                 kill(pid, SIGKILL)
             }
         }
-        process.waitUntilExit()
+        try await offThePool { process.waitUntilExit() }
         #expect(process.terminationReason == .uncaughtSignal)
         let ids = acknowledged.all
         #expect(ids.count >= 300)

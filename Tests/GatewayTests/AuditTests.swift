@@ -301,7 +301,8 @@ struct AuditKillTests {
         process.standardError = FileHandle.nullDevice
         try process.run()
         let reader = output.fileHandleForReading
-        let acknowledged = await Task.detached { () -> [String] in
+        // Blocking pipe reads for the child's whole run: on a thread of their own.
+        let acknowledged = try await offThePool { () -> [String] in
             var buffer = Data()
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline {
@@ -316,8 +317,8 @@ struct AuditKillTests {
             buffer.append(reader.readDataToEndOfFile())
             return String(decoding: buffer, as: UTF8.self).split(separator: "\n")
                 .filter { $0.hasPrefix("ACK ") && $0.count > 4 }.map { String($0.dropFirst(4)) }
-        }.value
-        process.waitUntilExit()
+        }
+        try await offThePool { process.waitUntilExit() }
         #expect(process.terminationReason == .uncaughtSignal)
         #expect(acknowledged.count >= 1_500)
 

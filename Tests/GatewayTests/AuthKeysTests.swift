@@ -10,7 +10,7 @@ import Yams
 @Suite("Auth: configuration and key files")
 struct AuthKeysTests {
     let fixture: AuthFixture
-    init() throws { fixture = try AuthFixture.shared() }
+    init() async throws { fixture = try await AuthFixture.shared() }
 
     private func loadError(_ keys: [KeyConfiguration], in directory: URL) -> AuthConfigurationError? {
         do {
@@ -112,7 +112,7 @@ struct AuthKeysTests {
     }
 
     @Test("PEM files must hold a public key of the pinned type")
-    func pemChecks() throws {
+    func pemChecks() async throws {
         let directory = fixture.directory
         // A private key is refused, and the error does not repeat the file's contents.
         let privateKeyError = loadError([KeyConfiguration(kid: "k", algorithm: .rs256, pemFile: fixture.rsaPrivateKey)], in: directory)
@@ -127,12 +127,18 @@ struct AuthKeysTests {
 
         // RSA keys under 2048 bits are refused.
         let small = directory.appendingPathComponent("small.key").path
-        try AuthFixture.generateRSAKey(at: small, bits: 1024)
-        try AuthFixture.openssl(["pkey", "-in", small, "-pubout", "-out", directory.appendingPathComponent("small.pub").path])
+        let smallPublic = directory.appendingPathComponent("small.pub").path
+        let pkcs1Public = directory.appendingPathComponent("rsa-pkcs1.pub").path
+        let rsaPrivateKey = fixture.rsaPrivateKey
+        // openssl children are waited for on a thread of their own, not on the cooperative pool.
+        try await offThePool {
+            try AuthFixture.generateRSAKey(at: small, bits: 1024)
+            try AuthFixture.openssl(["pkey", "-in", small, "-pubout", "-out", smallPublic])
+            try AuthFixture.openssl(["rsa", "-in", rsaPrivateKey, "-RSAPublicKey_out", "-out", pkcs1Public])
+        }
         #expect(loadError([KeyConfiguration(kid: "k", algorithm: .rs256, pemFile: "small.pub")], in: directory)?.message.contains("2048") == true)
 
         // PKCS#1 "RSA PUBLIC KEY" files are accepted and verify tokens.
-        try AuthFixture.openssl(["rsa", "-in", fixture.rsaPrivateKey, "-RSAPublicKey_out", "-out", directory.appendingPathComponent("rsa-pkcs1.pub").path])
         let pkcs1 = try JWTAuthenticator(
             configuration: AuthFixture.configuration(keys: [KeyConfiguration(kid: "rsa-1", algorithm: .rs256, pemFile: "rsa-pkcs1.pub")]),
             baseDirectory: directory)

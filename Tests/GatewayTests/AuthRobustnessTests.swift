@@ -6,7 +6,7 @@ import Testing
 @Suite("Auth: parser and robustness")
 struct AuthRobustnessTests {
     let fixture: AuthFixture
-    init() throws { fixture = try AuthFixture.shared() }
+    init() async throws { fixture = try await AuthFixture.shared() }
 
     private func parse(_ text: String, depth: Int = 8) -> TokenJSON? {
         try? TokenJSONParser.parse(Array(text.utf8), limits: .init(maxBytes: 4096, maxDepth: depth))

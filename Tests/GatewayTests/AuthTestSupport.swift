@@ -1,5 +1,7 @@
 @preconcurrency import Crypto
+@preconcurrency import _CryptoExtras
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,8 +31,12 @@ final class AuthFixture: Sendable {
     let configuration: AuthConfiguration
     let authenticator: JWTAuthenticator
 
-    private static let sharedResult = Result { try AuthFixture() }
-    static func shared() throws -> AuthFixture { try sharedResult.get() }
+    /// Built once, on a thread of its own (two `openssl genpkey` children), and awaited.
+    /// A lazy `static let` would make every suite instance that needs it *block* its
+    /// cooperative-pool thread in the one-time initializer while the keys are generated:
+    /// with one pool thread per core, that stalled every other test for seconds.
+    private static let sharedFixture = Task { try await offThePool { try AuthFixture() } }
+    static func shared() async throws -> AuthFixture { try await sharedFixture.value }
 
     init() throws {
         directory = try AuthFixture.makeTemporaryDirectory()
@@ -118,7 +124,8 @@ final class AuthFixture: Sendable {
         case .hs256(let key):
             signature = base64URL(Array(HMAC<SHA256>.authenticationCode(for: Array(signingInput.utf8), using: SymmetricKey(data: key))))
         case .rs256(let path):
-            signature = base64URL(try openssl(["dgst", "-sha256", "-sign", path, "-binary"], input: Array(signingInput.utf8)))
+            let key = try rsaSigningKey(path)
+            signature = base64URL(Array(try key.signature(for: Array(signingInput.utf8), padding: .insecurePKCS1v1_5).rawRepresentation))
         case .es256(let key):
             signature = base64URL(Array(try key.signature(for: Array(signingInput.utf8)).rawRepresentation))
         case .raw(let value):
@@ -166,6 +173,19 @@ final class AuthFixture: Sendable {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("auth-tests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
+    }
+
+    /// RSA private keys by PEM path, parsed once. Tokens are signed in-process with
+    /// swift-crypto (BoringSSL), still independent of the gateway's verifier (libjwt on
+    /// OpenSSL); an `openssl dgst` child per token made the auth tests block a thread of
+    /// the shared cooperative pool for every RS256 token.
+    private static let rsaKeys = Mutex<[String: _RSA.Signing.PrivateKey]>([:])
+
+    static func rsaSigningKey(_ path: String) throws -> _RSA.Signing.PrivateKey {
+        if let key = rsaKeys.withLock({ $0[path] }) { return key }
+        let key = try _RSA.Signing.PrivateKey(pemRepresentation: String(contentsOfFile: path, encoding: .utf8))
+        rsaKeys.withLock { $0[path] = key }
+        return key
     }
 
     static func generateRSAKey(at path: String, bits: Int = 2048) throws {

@@ -8,7 +8,7 @@ import Testing
 @Suite("Auth: JWT verification")
 struct AuthTests {
     let fixture: AuthFixture
-    init() throws { fixture = try AuthFixture.shared() }
+    init() async throws { fixture = try await AuthFixture.shared() }
 
     // MARK: - Accepted tokens
 
@@ -169,7 +169,7 @@ struct AuthTests {
     }
 
     @Test("key URLs in the header are never fetched")
-    func keyURLsNeverFetched() throws {
+    func keyURLsNeverFetched() async throws {
         let listener = try AuthLoopbackListener()
         defer { listener.close() }
         let url = "\"http://127.0.0.1:\(listener.port)/keys\""
@@ -180,7 +180,8 @@ struct AuthTests {
             try fixture.token(alg: "ES256", kid: nil, extraHeader: ["jku": url], signer: .es256(attacker)),
         ]
         for token in tokens { _ = fixture.authenticate(token) }
-        usleep(200_000)
+        // Give a (wrong) background fetch time to connect; a suspension, not a blocked thread.
+        try await Task.sleep(for: .milliseconds(200))
         #expect(listener.pendingConnection() == false, "something connected to the jku/x5u address")
     }
 

@@ -81,8 +81,8 @@ struct EndToEndTests {
     @Test func requestRowsAreRefusedBeforeTriton() async throws {
         let token = try setup.token()
         let clientToken = try setup.token(roles: ["client"])
-        let before = try await inferenceCount(tritonURL, model: "identity_fp32")
-        let beforeBytes = try await inferenceCount(tritonURL, model: "identity_bytes")
+        let before = try await inferenceCount(tritonURL, model: "guarded_fp32")
+        let beforeBytes = try await inferenceCount(tritonURL, model: "guarded_bytes")
         let header = #"{"inputs":[{"name":"INPUT0","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":12}}]}"#
         let bytesHeader = #"{"inputs":[{"name":"INPUT0","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":8}}]}"#
         let sumHeader = #"{"inputs":[{"name":"INPUT0","shape":[1,2],"datatype":"FP32","parameters":{"binary_data_size":8}}]}"#
@@ -97,22 +97,22 @@ struct EndToEndTests {
             Row(name: "not an image", uri: "/v1/moderate", headers: [auth, (.contentType, "image/png")], body: Array("GIF? no: plain text".utf8), status: .unsupportedMediaType),
             Row(name: "truncated image", uri: "/v1/moderate", headers: [auth, (.contentType, "image/jpeg")], body: Array(try SampleImages.smallJPEG().prefix(4)), status: .unprocessableContent),
             Row(name: "decompression bomb", uri: "/v1/moderate", headers: [auth, (.contentType, "image/png")], body: SampleImages.pngHeader(width: 50_000, height: 50_000), status: .contentTooLarge),
-            Row(name: "bad datatype", uri: "/v2/models/identity_fp32/infer", headers: [auth, (.contentType, "application/json")],
+            Row(name: "bad datatype", uri: "/v2/models/guarded_fp32/infer", headers: [auth, (.contentType, "application/json")],
                 body: Array(#"{"inputs":[{"name":"INPUT0","shape":[1,1],"datatype":"FLOAT","data":[1]}]}"#.utf8), status: .badRequest),
-            Row(name: "shape x size != bytes", uri: "/v2/models/identity_fp32/infer", headers: [auth, (.inferHeaderLength, String(header.utf8.count))],
+            Row(name: "shape x size != bytes", uri: "/v2/models/guarded_fp32/infer", headers: [auth, (.inferHeaderLength, String(header.utf8.count))],
                 body: Array(header.utf8) + [UInt8](repeating: 0, count: 12), status: .badRequest),
-            Row(name: "BYTES prefix overruns", uri: "/v2/models/identity_bytes/infer", headers: [auth, (.inferHeaderLength, String(bytesHeader.utf8.count))],
+            Row(name: "BYTES prefix overruns", uri: "/v2/models/guarded_bytes/infer", headers: [auth, (.inferHeaderLength, String(bytesHeader.utf8.count))],
                 body: Array(bytesHeader.utf8) + [0xFF, 0, 0, 0, 1, 2, 3, 4], status: .badRequest),
-            Row(name: "binary_data_size sum != body", uri: "/v2/models/identity_fp32/infer", headers: [auth, (.inferHeaderLength, String(sumHeader.utf8.count))],
+            Row(name: "binary_data_size sum != body", uri: "/v2/models/guarded_fp32/infer", headers: [auth, (.inferHeaderLength, String(sumHeader.utf8.count))],
                 body: Array(sumHeader.utf8) + [UInt8](repeating: 0, count: 9), status: .badRequest),
-            Row(name: "model name outside the alphabet", method: .get, uri: "/v2/models/identity$fp32/ready", headers: [auth], body: [], status: .badRequest),
+            Row(name: "model name outside the alphabet", method: .get, uri: "/v2/models/guarded$fp32/ready", headers: [auth], body: [], status: .badRequest),
             Row(name: "dot-dot", method: .get, uri: "/v2/models/..%2F..%2Frepository/ready", headers: [auth], body: [], status: .badRequest),
-            Row(name: "encoded slash", method: .get, uri: "/v2/models/identity_fp32%2fconfig", headers: [auth], body: [], status: .badRequest),
-            Row(name: "encoded CR/LF", method: .get, uri: "/v2/models/identity_fp32%0d%0aX-Evil:1/ready", headers: [auth], body: [], status: .badRequest),
-            Row(name: "repository as non-admin", uri: "/v2/repository/models/identity_fp32/unload", headers: [(.authorization, "Bearer \(clientToken)")], body: [], status: .forbidden),
-            Row(name: "oversize headers", method: .get, uri: "/v2/models/identity_fp32", headers: [auth, (HTTPField.Name("X-Pad")!, String(repeating: "p", count: 17_000))], body: [], status: .requestHeaderFieldsTooLarge),
+            Row(name: "encoded slash", method: .get, uri: "/v2/models/guarded_fp32%2fconfig", headers: [auth], body: [], status: .badRequest),
+            Row(name: "encoded CR/LF", method: .get, uri: "/v2/models/guarded_fp32%0d%0aX-Evil:1/ready", headers: [auth], body: [], status: .badRequest),
+            Row(name: "repository as non-admin", uri: "/v2/repository/models/guarded_fp32/unload", headers: [(.authorization, "Bearer \(clientToken)")], body: [], status: .forbidden),
+            Row(name: "oversize headers", method: .get, uri: "/v2/models/guarded_fp32", headers: [auth, (HTTPField.Name("X-Pad")!, String(repeating: "p", count: 17_000))], body: [], status: .requestHeaderFieldsTooLarge),
         ]
-        try await withGateway { client, _ in
+        try await withGateway(route: "guarded_bytes") { client, _ in
             for row in rows {
                 let response = try await client.execute(uri: row.uri, method: row.method, headers: fields(row.headers), body: ByteBuffer(bytes: row.body))
                 try expectProblem(response, row.status, row.name)
@@ -120,8 +120,8 @@ struct EndToEndTests {
             let metrics = try await client.execute(uri: "/metrics", method: .get)
             #expect(metrics.text.contains("gateway_requests_total{route=\"/v1/moderate\",status_class=\"4xx\""))
         }
-        #expect(try await inferenceCount(tritonURL, model: "identity_fp32") == before)
-        #expect(try await inferenceCount(tritonURL, model: "identity_bytes") == beforeBytes)
+        #expect(try await inferenceCount(tritonURL, model: "guarded_fp32") == before)
+        #expect(try await inferenceCount(tritonURL, model: "guarded_bytes") == beforeBytes)
     }
 
     @Test func jwtRowsAre401Or431Or403() async throws {
@@ -153,26 +153,26 @@ struct EndToEndTests {
             ("oversize", String(repeating: "a", count: 9000), .requestHeaderFieldsTooLarge),
             ("missing", nil, .unauthorized),
         ]
-        let before = try await inferenceCount(tritonURL, model: "identity_fp32")
+        let before = try await inferenceCount(tritonURL, model: "guarded_fp32")
         let body = Array(#"{"inputs":[{"name":"INPUT0","shape":[1,1],"datatype":"FP32","data":[1]}]}"#.utf8)
         try await withGateway { client, _ in
             for (name, token, status) in rows {
                 var headers = fields([(.contentType, "application/json")])
                 if let token { headers[.authorization] = "Bearer \(token)" }
-                let response = try await client.execute(uri: "/v2/models/identity_fp32/infer", method: .post, headers: headers, body: ByteBuffer(bytes: body))
+                let response = try await client.execute(uri: "/v2/models/guarded_fp32/infer", method: .post, headers: headers, body: ByteBuffer(bytes: body))
                 try expectProblem(response, status, name)
                 if status == .unauthorized { #expect(response.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true, "\(name)") }
                 if let token, token.count > 20 { #expect(!response.text.contains(token.prefix(20)), "\(name): token echoed") }
             }
             for header in ["Basic dXNlcjpwYXNz", "Bearer \(valid) \(valid)", "Bearer  \(valid)", "Bearer junk"] {
-                let response = try await client.execute(uri: "/v2/models/identity_fp32/infer", method: .post,
+                let response = try await client.execute(uri: "/v2/models/guarded_fp32/infer", method: .post,
                                                         headers: fields([(.authorization, header), (.contentType, "application/json")]), body: ByteBuffer(bytes: body))
                 try expectProblem(response, .unauthorized, header.prefix(12).description)
                 #expect(response.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
             }
             // Key URLs in the header are ignored for key choice: a valid token with them still verifies by kid.
             let withURLs = TokenForge.hs256(header: #"{"alg":"HS256","kid":"test","jku":"http://127.0.0.1:9/jwks","x5u":"http://127.0.0.1:9/x5u"}"#, payload: good, key: secret)
-            let accepted = try await client.execute(uri: "/v2/models/identity_fp32/infer", method: .post,
+            let accepted = try await client.execute(uri: "/v2/models/guarded_fp32/infer", method: .post,
                                                     headers: fields([(.authorization, "Bearer \(withURLs)"), (.contentType, "application/json")]), body: ByteBuffer(bytes: body))
             #expect(accepted.status == .ok)
             let admin = try await client.execute(uri: "/v2/repository/index", method: .post, headers: fields([(.authorization, "Bearer \(valid)")]))
@@ -180,7 +180,7 @@ struct EndToEndTests {
             let metrics = try await client.execute(uri: "/metrics", method: .get)
             #expect(metrics.text.contains("gateway_auth_failures_total{reason=\"expired\"}"))
         }
-        #expect(try await inferenceCount(tritonURL, model: "identity_fp32") == before + 1)
+        #expect(try await inferenceCount(tritonURL, model: "guarded_fp32") == before + 1)
     }
 
     @Test func slowClientsGet408AndConnectionsPerPeerAreCapped() async throws {
@@ -190,19 +190,23 @@ struct EndToEndTests {
         ]) { client, port in
             let trickle = try RawSocket(port: port)
             trickle.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-            let answer = trickle.readAll()
+            let answer = await trickle.readAll()
             #expect(answer.hasPrefix("HTTP/1.1 408"), "headers trickled: \(answer.prefix(40))")
 
             let slowBody = try RawSocket(port: port)
             slowBody.send("POST /v1/moderate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(try setup.token(roles: ["client"]))\r\nContent-Type: image/jpeg\r\nContent-Length: 5000\r\n\r\n\u{FF}\u{D8}")
-            let bodyAnswer = slowBody.readAll()
+            let bodyAnswer = await slowBody.readAll()
             #expect(bodyAnswer.hasPrefix("HTTP/1.1 408"), "body trickled: \(bodyAnswer.prefix(40))")
 
+            // Three connections the gateway has certainly accepted: each got an answer.
             let held = try (0..<3).map { _ in try RawSocket(port: port) }
-            try await Task.sleep(for: .milliseconds(100))
+            for socket in held {
+                socket.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                #expect(await socket.readResponse()?.hasPrefix("HTTP/1.1 200") == true)
+            }
             let extra = try RawSocket(port: port)
             extra.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            #expect(extra.readAll().isEmpty, "a connection over the per-peer cap is closed without an answer")
+            #expect(await extra.readAll().isEmpty, "a connection over the per-peer cap is closed without an answer")
             _ = held
         }
     }
@@ -214,18 +218,18 @@ struct EndToEndTests {
             // A quick request, then on the same connection one whose body trickles: 200, then 408.
             let keepAlive = try RawSocket(port: port)
             keepAlive.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            try await Task.sleep(for: .milliseconds(200))
+            let first = await keepAlive.readResponse() ?? ""
+            #expect(first.hasPrefix("HTTP/1.1 200"), "first answer: \(first.prefix(40))")
             keepAlive.send("POST /v1/moderate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(try setup.token(roles: ["client"]))\r\nContent-Type: image/jpeg\r\nContent-Length: 5000\r\n\r\n\u{FF}\u{D8}")
-            let answers = keepAlive.readAll()
-            #expect(answers.hasPrefix("HTTP/1.1 200"), "first answer: \(answers.prefix(40))")
-            #expect(answers.components(separatedBy: "HTTP/1.1 ").count == 3, "exactly two answers: \(answers)")
-            #expect(answers.contains("HTTP/1.1 408"), "the trickled body of the second request gets 408")
+            let rest = await keepAlive.readAll()
+            #expect(rest.hasPrefix("HTTP/1.1 408"), "the trickled body of the second request gets 408: \(rest.prefix(40))")
+            #expect(rest.components(separatedBy: "HTTP/1.1 ").count == 2, "exactly one answer to the second request: \(rest)")
 
             // Refused before its body is read (no token): one 401, then the connection closes
             // when the rest of the body does not come, without a 408 after the 401.
             let early = try RawSocket(port: port)
             early.send("POST /v1/moderate HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 5000\r\n\r\n\u{FF}\u{D8}")
-            let only = early.readAll()
+            let only = await early.readAll()
             #expect(only.hasPrefix("HTTP/1.1 401"), "answer: \(only.prefix(40))")
             #expect(!only.contains("HTTP/1.1 408"), "no second answer after the 401: \(only)")
         }
@@ -233,7 +237,7 @@ struct EndToEndTests {
 
     @Test func upstreamDeadlineIs504AndTheTransferIsAborted() async throws {
         let token = try setup.token()
-        let body = Array(#"{"inputs":[{"name":"INPUT0","shape":[1],"datatype":"FP32","data":[1]}],"parameters":{"delay_ms":4000}}"#.utf8)
+        let body = Array(#"{"inputs":[{"name":"INPUT0","shape":[1],"datatype":"FP32","data":[1]}],"parameters":{"delay_ms":10000}}"#.utf8)
         try await withGateway(overrides: ["timeouts": "timeouts:\n  connect: 1\n  request: 5\n  upstream_deadline: 1\n"]) { client, _ in
             let clock = ContinuousClock()
             let start = clock.now
@@ -241,7 +245,8 @@ struct EndToEndTests {
                                                     headers: fields([(.authorization, "Bearer \(token)"), (.contentType, "application/json")]), body: ByteBuffer(bytes: body))
             let elapsed = clock.now - start
             try expectProblem(response, .gatewayTimeout)
-            #expect(elapsed < .milliseconds(2500), "answered at the deadline, not when Triton finished (\(elapsed))")
+            // Relative, not tight: answered at the 1 s deadline, before the model's 10 s were over.
+            #expect(elapsed < .seconds(10), "answered at the deadline, not when Triton finished (\(elapsed))")
         }
     }
 

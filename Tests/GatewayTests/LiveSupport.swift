@@ -24,6 +24,21 @@ enum Environment {
     }
 }
 
+/// Runs blocking work (a socket read that waits for the peer, waiting for a child
+/// process) on a thread of its own while the caller is suspended.
+///
+/// Every test, and the gateway each test runs in-process, share Swift's cooperative pool:
+/// one thread per core, two on CI. A call that blocks one of them for a second halves
+/// the pool for that second, and every awaiting task resumes that much later: on a
+/// loaded 2-core machine that turned a 200 ms client timeout into 2.7 s.
+func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try work() }) }
+        thread.name = "test-blocking-work"
+        thread.start()
+    }
+}
+
 /// Runs a program and returns its exit status and combined output (from a file).
 ///
 /// posix_spawn and waitpid rather than Foundation's Process: Process notices the
@@ -36,8 +51,9 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
     for (k, v) in environment { env[k] = v }
     let argv = [executable] + arguments
     let envp = env.map { "\($0.key)=\($0.value)" }
+    // Spawned and waited for on a thread of its own: waitpid blocks for the child's whole life.
     let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
+        Thread.detachNewThread {
             var actions = posix_spawn_file_actions_t()
             posix_spawn_file_actions_init(&actions)
             defer { posix_spawn_file_actions_destroy(&actions) }
@@ -50,9 +66,10 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
                 cArgs.forEach { free($0) }
                 cEnv.forEach { free($0) }
             }
-            // Dispatch's worker threads block most signals, and a spawned child inherits the
-            // mask: a Triton started from here would never see `scripts/triton stop`'s SIGTERM.
-            // Children get an empty mask and default dispositions, as from a shell.
+            // Threads of the test process may block signals (Dispatch's workers block most),
+            // and a spawned child inherits the mask: a Triton started from here would never see
+            // `scripts/triton stop`'s SIGTERM. Children get an empty mask and default
+            // dispositions, as from a shell.
             var attributes = posix_spawnattr_t()
             posix_spawnattr_init(&attributes)
             defer { posix_spawnattr_destroy(&attributes) }
@@ -85,14 +102,21 @@ func rawCall(_ base: String, _ method: String, _ path: String, headers: [(String
     return try await client.execute(RawHTTPRequest(method: method, path: path, headers: headers, body: body, timeout: .seconds(30)))
 }
 
-/// Triton's successful-inference count for a model, from its statistics.
+/// How many inferences Triton ran for a model, successful or failed, from its statistics.
+///
+/// Throws when the statistics cannot be read: a count that silently fell back to a
+/// sentinel would make `count == before` pass without checking anything.
 func inferenceCount(_ tritonURL: String, model: String) async throws -> Int {
+    struct Unreadable: Error, CustomStringConvertible { var description: String }
     let response = try await rawCall(tritonURL, "GET", "/v2/models/\(model)/stats")
+    guard response.status == 200 else {
+        throw Unreadable(description: "GET /v2/models/\(model)/stats answered \(response.status)")
+    }
     guard let object = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
         let stats = (object["model_stats"] as? [[String: Any]])?.first,
-        let count = (stats["inference_count"] as? NSNumber)?.intValue ?? (stats["inference_count"] as? Int)
-    else { return -1 }
-    let failures = ((stats["inference_stats"] as? [String: Any])?["fail"] as? [String: Any])?["count"] as? Int ?? 0
+        let count = (stats["inference_count"] as? NSNumber)?.intValue,
+        let failures = (((stats["inference_stats"] as? [String: Any])?["fail"] as? [String: Any])?["count"] as? NSNumber)?.intValue
+    else { throw Unreadable(description: "no inference_count / inference_stats.fail.count for \(model) in its statistics") }
     return count + failures
 }
 
@@ -119,8 +143,9 @@ enum TokenForge {
     }
 }
 
-/// A plain TCP socket for the slow-client and connection-cap rows.
-final class RawSocket {
+/// A plain TCP socket for the slow-client and connection-cap rows. Its reads wait for
+/// the gateway (up to a 30 s receive timeout) on a thread of their own (`offThePool`).
+final class RawSocket: @unchecked Sendable {
     let fd: Int32
 
     init(port: Int) throws {
@@ -131,7 +156,7 @@ final class RawSocket {
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         if rc != 0 { close(fd); throw POSIXError(.ECONNREFUSED) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
@@ -139,12 +164,54 @@ final class RawSocket {
         _ = text.withCString { Glibc.send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
     }
 
-    /// Reads until the peer closes or the 10 s receive timeout passes.
-    func readAll() -> String {
+    /// Reads one HTTP/1.1 response (head, then `Content-Length` bytes of body) and leaves
+    /// the connection open; `nil` if the peer closes or the 30 s receive timeout passes first.
+    func readResponse() async -> String? {
+        (try? await offThePool { self.blockingReadResponse() }) ?? nil
+    }
+
+    /// Reads until the peer closes or the 30 s receive timeout passes.
+    func readAll() async -> String {
+        (try? await offThePool { self.blockingReadAll() }) ?? ""
+    }
+
+    /// The blocking read behind ``readResponse()``: the head, then `Content-Length` bytes,
+    /// or everything until the peer closes when the head names no length. Retries reads
+    /// interrupted by signals (SIGCHLD from child processes).
+    func blockingReadResponse() -> String? {
+        var out = [UInt8]()
+        var byte: UInt8 = 0
+        let crlfcrlf: [UInt8] = [13, 10, 13, 10]
+        while !out.suffix(4).elementsEqual(crlfcrlf) {
+            let n = recv(fd, &byte, 1, 0)
+            if n < 0 && errno == EINTR { continue }
+            guard n == 1 else { return nil }
+            out.append(byte)
+        }
+        let head = String(decoding: out, as: UTF8.self)
+        let length = head.split(separator: "\r\n").compactMap { line -> Int? in
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
+            return Int(parts[1].trimmingCharacters(in: .whitespaces))
+        }.first
+        guard let length else { return head + blockingReadAll() }
+        var body = [UInt8](repeating: 0, count: length)
+        var received = 0
+        while received < length {
+            let n = body[received...].withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return nil }
+            received += n
+        }
+        return head + String(decoding: body, as: UTF8.self)
+    }
+
+    private func blockingReadAll() -> String {
         var out = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = recv(fd, &buffer, buffer.count, 0)
+            if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             out += buffer[0..<n]
         }

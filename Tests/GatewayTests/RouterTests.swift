@@ -66,7 +66,10 @@ import TritonClient
             }
         }
         #expect(transport.requests.isEmpty)
-        #expect(audit.events.withLockedValue { $0 }.allSatisfy { $0.status == 401 && $0.endpoint == "/v1/moderate" })
+        // One audit record per refusal (an empty list would satisfy `allSatisfy` vacuously).
+        let events = audit.events.withLockedValue { $0 }.filter { $0.endpoint == "/v1/moderate" }
+        #expect(events.count == 5)
+        #expect(events.allSatisfy { $0.status == 401 })
     }
 
     @Test func clientTokenOnAdminRouteIs403() async throws {
@@ -281,7 +284,9 @@ import TritonClient
 
     @Test func rateLimitIs429WithRetryAfter() async throws {
         let token = try setup.token(roles: ["inference"])
-        try await withApp(overrides: ["rate_limit": "rate_limit:\n  enabled: true\n  rate_per_second: 1\n  burst: 2\n"]) { client in
+        // One token per 1000 s: the burst of 2 cannot refill while the test runs, however
+        // slowly a loaded machine runs it (at 1 per second a 1 s stall let a third call through).
+        try await withApp(overrides: ["rate_limit": "rate_limit:\n  enabled: true\n  rate_per_second: 0.001\n  burst: 2\n"]) { client in
             var statuses: [HTTPResponse.Status] = []
             for _ in 0..<4 {
                 let response = try await client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: fields([(.authorization, "Bearer \(token)")]))
@@ -291,8 +296,7 @@ import TritonClient
                     #expect(Int(response.headers[.retryAfter] ?? "") ?? 0 >= 1)
                 }
             }
-            #expect(statuses.prefix(2).allSatisfy { $0 == .ok })
-            #expect(statuses.last == .tooManyRequests)
+            #expect(statuses == [.ok, .ok, .tooManyRequests, .tooManyRequests])
         }
         #expect(transport.requests.count == 2)
     }
@@ -325,19 +329,28 @@ import TritonClient
 
     @Test func saturatedUpstreamIs503NotQueued() async throws {
         let token = try setup.token()
-        transport.setReply { _ in
-            try await Task.sleep(for: .milliseconds(500))
+        // The first call holds the only upstream slot until the test releases it: explicit
+        // signals order the two calls, not sleeps that a loaded machine can outlast.
+        let (entered, enteredSignal) = AsyncStream.makeStream(of: Void.self)
+        let (released, releaseSignal) = AsyncStream.makeStream(of: Void.self)
+        transport.setReply { request in
+            if request.path == "/v2/models/identity_fp32" {
+                enteredSignal.yield()
+                for await _ in released { break }
+            }
             return RawHTTPResponse(status: 200, headers: [], body: [])
         }
         try await withApp(overrides: ["limits": "limits:\n  max_concurrent_upstream: 1\n"]) { client in
             let headers = fields([(.authorization, "Bearer \(token)")])
             async let slow = client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: headers)
-            try await Task.sleep(for: .milliseconds(100))
+            for await _ in entered { break }
             let refused = try await client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: headers)
             try expectProblem(refused, .serviceUnavailable)
             #expect(refused.headers[.retryAfter] != nil)
+            releaseSignal.yield()
             #expect(try await slow.status == .ok)
         }
+        #expect(transport.requests.count == 1, "the refused call never reached Triton")
     }
 
     @Test func failedAuditRecordTurnsTheAnswerInto503() async throws {

@@ -114,7 +114,7 @@ struct TrafficEndToEndTests {
                 #expect(response.status == 200)
                 #expect(response.header("X-Model-Name") == "moderation_a")
             }
-            #expect(try await eventually(10) { try await inferenceCount(env.tritonURL, model: "moderation_b") - before >= 10 })
+            #expect(try await eventually(30) { try await inferenceCount(env.tritonURL, model: "moderation_b") - before >= 10 })
         }
     }
 
@@ -127,16 +127,16 @@ struct TrafficEndToEndTests {
             #expect(try await caller.infer("ab").header("X-Moderation-Variant") == "a")
 
             try env.writeTraffic(Self.split(0, 100))
-            #expect(try await eventually(5) { try await caller.infer("ab").header("X-Moderation-Variant") == "b" }, "atomic replace")
+            #expect(try await eventually(30) { try await caller.infer("ab").header("X-Moderation-Variant") == "b" }, "atomic replace")
 
             try env.rewriteTrafficInPlace(Self.split(100, 0))
-            #expect(try await eventually(5) { try await caller.infer("ab").header("X-Moderation-Variant") == "a" }, "in-place rewrite")
+            #expect(try await eventually(30) { try await caller.infer("ab").header("X-Moderation-Variant") == "a" }, "in-place rewrite")
             let (_, good) = try await admin.json("/admin/traffic")
             let goodRevision = try #require(good["revision"] as? String)
 
             // Unknown key: refused by the watcher, visible in the admin API, old revision serves.
             try env.writeTraffic(Self.split(0, 100) + "    colour: blue\n")
-            #expect(try await eventually(5) {
+            #expect(try await eventually(30) {
                 let (_, status) = try await admin.json("/admin/traffic")
                 return status["lastReloadError"] != nil && (status["reloadFailures"] as? Int ?? 0) >= 1
             })
@@ -250,7 +250,7 @@ struct TrafficEndToEndTests {
         try await env.withGateway { port in
             let admin = try Caller(port: port, token: try env.adminToken())
             let callers = try (0..<16).map { try Caller(port: port, token: try env.setup.token(subject: "canary-\($0)", roles: ["admin"])) }
-            let rolledBack = try await eventually(20) {
+            let rolledBack = try await eventually(30) {
                 for caller in callers { _ = try await caller.infer("canary", parameters: #"{"fail_fraction":1}"#) }
                 let (_, status) = try await admin.json("/admin/traffic")
                 return weightInForce(status, route: "canary", variant: "next") == 0
@@ -365,7 +365,7 @@ struct TrafficEndToEndTests {
                 #expect(response.status == 200)
                 #expect(response.header("X-Moderation-Variant") == "live")
             }
-            #expect(try await eventually(10) {
+            #expect(try await eventually(30) {
                 try await inferenceCount(env.tritonURL, model: "variant_b") - before >= 20
             }, "every request was mirrored to the shadow model")
             for _ in 0..<20 {
@@ -375,7 +375,7 @@ struct TrafficEndToEndTests {
                 #expect(response.header("X-Model-Name") == "variant_a")
             }
             let admin = try Caller(port: port, token: try env.adminToken())
-            #expect(try await eventually(10) {
+            #expect(try await eventually(30) {
                 let (_, status) = try await admin.json("/admin/traffic")
                 let mirror = routeStatus(status, "broken")?["mirror"] as? [String: Any]
                 return (mirror?["errors"] as? Int ?? 0) >= 20

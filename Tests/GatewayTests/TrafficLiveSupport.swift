@@ -155,9 +155,9 @@ func gatewayExecutable() -> URL? {
 /// One HTTP/1.1 exchange over a fresh socket (`Connection: close`), for the
 /// gateway's non-KServe routes (admin API, metrics, health).
 func plainHTTP(port: Int, method: String, path: String, token: String?, body: [UInt8] = [], contentType: String? = nil) async throws -> RawHTTPResponse {
-    // Blocking socket calls run on a Dispatch thread: the cooperative pool (two
+    // Blocking socket calls run on a thread of their own: the cooperative pool (two
     // threads here) must stay free for the gateways under test.
-    try await onDispatchThread {
+    try await offThePool {
         let socket = try RawSocket(port: port)
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
         if let token { head += "Authorization: Bearer \(token)\r\n" }
@@ -170,7 +170,7 @@ func plainHTTP(port: Int, method: String, path: String, token: String?, body: [U
             if n <= 0 { throw POSIXError(.EPIPE) }
             sent += n
         }
-        let text = readResponse(socket.fd)
+        guard let text = socket.blockingReadResponse() else { throw POSIXError(.ECONNRESET) }
         guard let split = text.range(of: "\r\n\r\n") else { throw POSIXError(.EPROTO) }
         let lines = text[..<split.lowerBound].components(separatedBy: "\r\n")
         let statusParts = lines.first?.split(separator: " ") ?? []
@@ -182,38 +182,6 @@ func plainHTTP(port: Int, method: String, path: String, token: String?, body: [U
         }
         return RawHTTPResponse(status: status, headers: headers, body: Array(text[split.upperBound...].utf8))
     }
-}
-
-func onDispatchThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            continuation.resume(with: Result { try work() })
-        }
-    }
-}
-
-/// Reads one HTTP response: the head, then `Content-Length` bytes (or until the
-/// peer closes). Retries reads interrupted by signals (SIGCHLD from child processes).
-private func readResponse(_ fd: Int32) -> String {
-    var out = [UInt8]()
-    var buffer = [UInt8](repeating: 0, count: 16384)
-    let deadline = Date().addingTimeInterval(30)
-    while Date() < deadline {
-        let n = recv(fd, &buffer, buffer.count, 0)
-        if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
-        if n <= 0 { break }
-        out += buffer[0..<n]
-        let text = String(decoding: out, as: UTF8.self)
-        if let split = text.range(of: "\r\n\r\n") {
-            let head = text[..<split.lowerBound].lowercased()
-            if let line = head.components(separatedBy: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
-               let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)),
-               text[split.upperBound...].utf8.count >= length {
-                break
-            }
-        }
-    }
-    return String(decoding: out, as: UTF8.self)
 }
 
 /// A TCP port that was free a moment ago (bound to port 0, then released), for a child gateway.

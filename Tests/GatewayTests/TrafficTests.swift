@@ -445,7 +445,7 @@ struct TrafficReloadTests {
             group.addTask { try await f.watcher.run() }
             try Data(twoVariantYAML(baseline: 70, candidate: 30).utf8).write(to: f.path)
             // Polling is once an hour here, so only the signal can cause the reload.
-            try await trafficWaitUntil(timeout: 10) {
+            try await trafficWaitUntil(timeout: 30) {
                 kill(getpid(), SIGHUP)
                 return f.router.status().routes.first?.variants.last?.weightInForce == 30
             }
@@ -455,7 +455,7 @@ struct TrafficReloadTests {
     }
 }
 
-func trafficWaitUntil(timeout: Double = 5, _ condition: @Sendable () async -> Bool) async throws {
+func trafficWaitUntil(timeout: Double = 30, _ condition: @Sendable () async -> Bool) async throws {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         if await condition() { return }
