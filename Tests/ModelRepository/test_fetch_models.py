@@ -55,7 +55,9 @@ def test_second_run_is_a_fast_no_op():
     result = run()
     assert result.returncode == 0, result.stderr
     assert "verified" in result.stderr and "download" not in result.stderr
-    assert time.monotonic() - started < 20
+    # Hashing the weights takes seconds on a loaded machine; a download or re-extraction,
+    # which the message check above already rules out, would take minutes.
+    assert time.monotonic() - started < 120
 
 
 def test_mismatch_is_a_loud_failure(tmp_path, lock):

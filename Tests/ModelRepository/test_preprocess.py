@@ -147,7 +147,9 @@ def test_bomb_is_refused_from_the_header_without_decoding(image_prep):
     started = time.perf_counter()
     with pytest.raises(image_prep.ImageRefused, match="^image_too_large: 30000x30000"):
         image_prep.prepare(data)
-    assert time.perf_counter() - started < 0.5  # decoding 900 MP would take far longer
+    # Reading the header takes microseconds; decoding 900 MP would take tens of seconds.
+    # The bound leaves room for a loaded machine.
+    assert time.perf_counter() - started < 5
 
 
 def test_extreme_aspect_ratio_is_bounded(image_prep):
