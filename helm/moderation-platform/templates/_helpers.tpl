@@ -107,3 +107,16 @@ auditKey: /var/run/secrets/moderation/audit-key
 audit: /var/lib/moderation/audit
 canary: /var/lib/moderation/canary
 {{- end }}
+
+{{/*
+Argo CD sync wave (namespace -3, configuration -2, Triton -1, gateway 0,
+custom resources 1). Custom resources also skip the dry run, so the first sync
+succeeds even when their CRDs arrive in the same sync.
+Pass (dict "wave" "-2") or (dict "wave" "1" "customResource" true).
+*/}}
+{{- define "moderation.argocd" -}}
+argocd.argoproj.io/sync-wave: {{ .wave | quote }}
+{{- if .customResource }}
+argocd.argoproj.io/sync-options: SkipDryRunOnMissingResource=true
+{{- end }}
+{{- end }}
