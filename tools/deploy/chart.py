@@ -62,7 +62,7 @@ def objects(values: dict, *, include_tests: bool = True) -> list[dict]:
 
 
 def lint(values: dict) -> dict:
-    return helm.lint(CHART, values, strict=True, kube_version=KUBE_VERSION)
+    return helm.lint(CHART, values, strict=True, namespace=NAMESPACE, kube_version=KUBE_VERSION)
 
 
 def ci_values_files() -> list[Path]:
