@@ -3,6 +3,11 @@ import Foundation
 import Gateway
 import Logging
 
+/// What `--version` prints: "dev" for a local build. The container build
+/// (docker/gateway/Dockerfile) rewrites this line with the git revision of the
+/// gateway's inputs, so an image names the source it was built from.
+enum BuildRevision { static let value = "dev" }
+
 @main
 struct ModerationGateway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,6 +20,7 @@ struct ModerationGateway: AsyncParsableCommand {
               token           Mint a development token signed with the configured HS256 secret.
               audit verify    Check the audit log's hash chain and report the first break.
             """,
+        version: BuildRevision.value,
         subcommands: [Serve.self, Config.self, Token.self, Audit.self])
 }
 
