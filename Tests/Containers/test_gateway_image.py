@@ -142,6 +142,6 @@ def test_readyz_follows_triton_readiness(deployment):
     assert status(url)[0] == 200
     triton("stop", "--name", TRITON_NAME)
     wait_for(lambda: status(url)[0] == 503, 60, "/readyz did not turn 503 after Triton stopped")
-    assert status(deployment["url"] + "/livez")[0] == 200, "the gateway itself stays alive"
+    assert status(deployment["url"] + "/healthz")[0] == 200, "the gateway itself stays alive"
     start_triton()
     wait_for(lambda: status(url)[0] == 200, 60, "/readyz did not return to 200 after Triton came back")
