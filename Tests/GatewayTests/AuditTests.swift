@@ -171,6 +171,33 @@ struct AuditLogTests {
         #expect(AuditVerifier.verify(paths: [directory.path]).ok)
     }
 
+    @Test("a record edited and the whole chain after it rehashed with SHA-256, as the framing documents, does not verify")
+    func rewrittenAndRehashedChainFails() async throws {
+        let directory = try trafficTestDirectory("audit")
+        let log = try openAudit(directory)
+        for index in 1...10 { try await log.record(event("req-\(index)", status: 200)) }
+        await log.close()
+        let file = try #require(auditFiles(directory).first)
+        // Someone who can write the audit directory (but has no chain key) turns a 200 into a 299
+        // and recomputes every prev_hash and hash from there on with plain SHA-256.
+        try editLines(file) { lines in
+            var previous = AuditFraming.genesisHash
+            for index in lines.indices {
+                var body = String(lines[index][..<lines[index].range(of: ",\"prev_hash\":\"")!.lowerBound])
+                if index == 4 { body = body.replacingOccurrences(of: "\"status\":200", with: "\"status\":299") }
+                let unsealed = Array((body + ",\"prev_hash\":\"\(previous)\"}").utf8)
+                let hash = HexEncoding.lowercase(SHA256.hash(data: unsealed))
+                lines[index] = String(decoding: unsealed.dropLast(), as: UTF8.self) + ",\"hash\":\"\(hash)\"}"
+                previous = hash
+            }
+        }
+        let edited = try String(contentsOf: file, encoding: .utf8)
+        #expect(edited.contains("\"status\":299"))
+        let report = AuditVerifier.verify(paths: [directory.path])
+        #expect(!report.ok, "a rehashed chain verified: \(report.text)")
+        #expect(report.chains.first?.problem?.seq == 1, "the first record already fails its keyed hash")
+    }
+
     @Test("a torn final record is reported as such, and the next start cuts it and continues the chain")
     func tornTail() async throws {
         let directory = try trafficTestDirectory("audit")
