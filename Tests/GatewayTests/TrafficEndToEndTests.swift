@@ -282,7 +282,7 @@ struct TrafficEndToEndTests {
                 #expect(try await caller.infer("canary").header("X-Moderation-Variant") == "stable")
             }
         }
-        let report = AuditVerifier.verify(paths: [env.auditDirectory.path])
+        let report = try env.verifyAudit()
         #expect(report.ok, "\(report.text)")
     }
 
@@ -421,6 +421,21 @@ final class StopFlag: @unchecked Sendable {
         #expect(good.instanceID == "test-gw")
         #expect(good.traffic.canaryStateFile == "canary-state.json")
         #expect(good.audit.maxFileBytes == 1_048_576)
+    }
+
+    @Test("the audit key must live outside the audit folder: whoever writes the log must not hold the chain key")
+    func auditKeyInsideTheAuditFolderIsRefused() throws {
+        let env = try TrafficSetup()
+        try env.writeTraffic(TrafficEndToEndTests.split(50, 50))
+        try FileManager.default.createDirectory(at: env.auditDirectory, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: env.auditKeyFile, to: env.auditDirectory.appendingPathComponent("chain-key"))
+        #expect {
+            try env.configuration(extra: ["audit": "audit:\n  enabled: true\n  path: audit\n  key_file: audit/chain-key\n"])
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            return error.key == "audit.key_file" && error.message.contains("outside the audit folder")
+        }
+        #expect(throws: Never.self) { try env.configuration() }
     }
 
     @Test("a traffic file that does not validate stops the start, naming traffic.file and the line")
