@@ -56,10 +56,11 @@ class _Metrics:
         self.cache = {}
         self.histogram = None
         if hasattr(pb_utils.MetricFamily, "HISTOGRAM"):
-            family = pb_utils.MetricFamily(
+            # The family must outlive its metric: keep both.
+            self.histogram_family = pb_utils.MetricFamily(
                 name="moderation_text_classifier_score", description="Text classifier offensive-text scores",
                 kind=pb_utils.MetricFamily.HISTOGRAM)
-            self.histogram = family.Metric(labels={"model": model}, buckets=SCORE_BUCKETS)
+            self.histogram = self.histogram_family.Metric(labels={"model": model}, buckets=SCORE_BUCKETS)
 
     def _count(self, family, **labels):
         key = (id(family), tuple(sorted(labels.items())))

@@ -28,6 +28,7 @@ class InputError(ValueError):
     """A branch output the rule engine cannot read."""
 
 
+LONG_WORD = 7
 _WORD_EDGE_BEFORE = r"(?<![a-z0-9])"
 _WORD_EDGE_AFTER = r"(?![a-z0-9])"
 
@@ -153,18 +154,23 @@ class TextRule:
 
     def find_compact(self, squeezed: str, starts, ends):
         """(start, end) in ``squeezed`` of a spacing-insensitive match that
-        begins where a word begins; single words must also end where a word
-        ends ("as signment" is not "ass"), phrases and patterns need not
-        ("Iwillkillyoutomorrow")."""
+        begins where a word begins; short single words must also end where a
+        word ends ("as signment" is not "ass"), phrases and patterns need not
+        ("Iwillkillyoutomorrow"). Words of ``LONG_WORD`` letters or more match
+        anywhere ("whatadickhead"): that long, a word list entry hardly ever
+        hides inside an innocent word."""
         if not self.compact:
             return None
         if self._compact_terms_re is not None:
             lookahead = re.compile(f"(?=({self._compact_terms_re.pattern}))")
             for hit in lookahead.finditer(squeezed):
                 start, end = hit.start(1), hit.end(1)
+                word = hit.group(1)
+                if len(word) >= LONG_WORD and not self._compact_terms[word]:
+                    return start, end
                 if not starts[start]:
                     continue
-                if self._compact_terms[hit.group(1)] or ends[end - 1]:
+                if self._compact_terms[word] or ends[end - 1]:
                     return start, end
         for pattern in self.compact_patterns:
             for start in (i for i, s in enumerate(starts) if s):
@@ -328,9 +334,9 @@ class TextForms:
         self.fragments = ocr_lines
         pieces = [textnorm.canonical(line["text"]) for line in ocr_lines]
         self.variants = []
-        for width in (None, 1, 2):
-            texts = [p if width is None else textnorm._STRETCH.sub(lambda m: m.group(1) * width, p) for p in pieces]
-            if width is not None and texts == self.variants[0][1]:
+        for reading in textnorm.READINGS:
+            texts = [textnorm.reread(p, reading) for p in pieces]
+            if reading and texts == self.variants[0][1]:
                 continue
             owners, joined = [], []
             for index, text in enumerate(texts):

@@ -9,16 +9,17 @@ same words, whatever characters carried them.
 3. confusable letters from other scripts (Cyrillic "а", Greek "ο", …) to the
    Latin letter they look like (``CONFUSABLES``), then accents dropped;
 4. case folding;
-5. leetspeak inside words that also hold letters ("k1ll", "$h1t", "h@te"):
+5. a lone "l" or "|" that starts the text becomes "i" (OCR's reading of "I");
+   leetspeak inside words that also hold letters ("k1ll", "$h1t", "h@te"):
    digits and symbols of ``LEET`` become letters; numbers on their own
    ("555 123 4567", "2024") are left alone;
 6. everything that is not a letter, digit, dot, slash, colon, plus or "@"
    becomes a space, and runs of spaces one space.
 
 Letters stretched for emphasis ("kiiiill", "fuuuck") are handled by
-``stretched_variants``: every run of three or more equal letters becomes one
-letter in the first variant and two in the second, so "kiiiill" reads
-"kill" and "shooooot" reads "shoot".
+``reread``: every run of three or more equal letters becomes one letter in
+one reading and two in another, so "kiiiill" reads "kill" and "shooooot"
+reads "shoot"; a third reading forgives common OCR slips.
 
 ``compact(text)`` is the spacing-insensitive form (letters and digits only),
 with, for each character, whether a word of the canonical text starts or
@@ -77,7 +78,8 @@ def _fold_characters(text: str) -> str:
 def _deleet_token(token: str) -> str:
     letters = sum(c.isalpha() for c in token)
     leet = sum(c in LEET for c in token)
-    if letters == 0 or leet == 0:
+    # A word with a few stand-ins, not a number glued to words ("call5551234").
+    if letters == 0 or leet == 0 or leet > letters or re.search(r"\d{3}", token):
         return token
     # Only the word's own characters: a trailing "!" or "." is punctuation.
     core = token.rstrip("!.?,;:")
@@ -90,6 +92,8 @@ def _deleet_token(token: str) -> str:
 def canonical(text: str) -> str:
     """The canonical form the text rules match against (see the module doc)."""
     folded = _fold_characters(text)
+    # A lone "l" or "|" starting the text is the pronoun "I" read as a look-alike glyph.
+    folded = re.sub(r"^\s*[l|](?=\s+[a-z])", "i", folded)
     folded = _TOKEN.sub(lambda m: _deleet_token(m.group(0)), folded)
     # Sentence punctuation between words goes; dots inside a token stay
     # (example.com, 555.123.4567), as do the characters URLs need.
@@ -98,14 +102,23 @@ def canonical(text: str) -> str:
     return " ".join(folded.split())
 
 
-def stretched_variants(text: str) -> list:
-    """The canonical text with stretched letters read once and twice (deduplicated)."""
-    variants = [text]
-    for width in (1, 2):
-        variant = _STRETCH.sub(lambda m: m.group(1) * width, text)
-        if variant not in variants:
-            variants.append(variant)
-    return variants
+# Readings of a canonical text the rules also try: stretched letters once and
+# twice, and OCR slips (a stray letter from a glyph edge or an emoji read as a
+# word of its own, "ll" at a word end read as "li").
+READINGS = (None, "once", "twice", "ocr")
+_STRAY_LETTER = re.compile(r"(?<!\S)[b-hj-tv-z](?!\S)")
+_FINAL_LI = re.compile(r"(?<=[a-z])li\b")
+
+
+def reread(text: str, reading) -> str:
+    """``text`` in one of ``READINGS`` (None: unchanged)."""
+    if reading == "once":
+        return _STRETCH.sub(lambda m: m.group(1), text)
+    if reading == "twice":
+        return _STRETCH.sub(lambda m: m.group(1) * 2, text)
+    if reading == "ocr":
+        return " ".join(_FINAL_LI.sub("ll", _STRAY_LETTER.sub(" ", text)).split())
+    return text
 
 
 def compact(text: str):
