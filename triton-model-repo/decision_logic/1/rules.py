@@ -91,10 +91,11 @@ class TextRule:
                 raise PolicyError(f"terms rule {code!r}: bad pattern: {error}") from None
             terms = [textnorm.canonical(t) for t in entry.get("terms", [])]
             if entry.get("wordlist"):
+                # The path is the parameter of that name, by default
+                # wordlists/<name>.txt beside the terms file.
                 name = entry["wordlist"]
-                if not wordlists or name not in wordlists:
-                    raise PolicyError(f"terms rule {code!r}: no path configured for word list {name!r}")
-                terms += read_wordlist(wordlists[name])
+                default = Path(path).parent / "wordlists" / f"{name}.txt"
+                terms += read_wordlist((wordlists or {}).get(name, default))
             excluded = {textnorm.canonical(t) for t in entry.get("exclude", [])}
             terms = tuple(sorted({t for t in terms if t and t not in excluded}))
             rules.append(
