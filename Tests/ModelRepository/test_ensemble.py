@@ -125,3 +125,24 @@ def test_refusals_carry_the_prefix_and_triton_stays_healthy(triton_client, sampl
 def test_still_serving_after_refusals(triton_client, sample_images):
     decision, _, _, _ = moderate(triton_client, encode(sample_images["chelsea"], "PNG"))
     assert decision == "allow"
+
+
+def test_python_models_publish_custom_metrics(triton_url, triton_client, sample_images):
+    """Decisions, reasons, OCR counts, orientation, text-classifier scores and
+    refusals by prefix on Triton's /metrics (scripts/test runs the metrics
+    port at the HTTP port + 2; TRITON_MODERATION_METRICS_URL overrides)."""
+    import os
+    import urllib.request
+
+    moderate(triton_client, encode(render(["you are a fucking idiot"]), "PNG"))
+    with pytest.raises(Exception):
+        moderate(triton_client, b"not an image")
+    host, port = triton_url.rsplit(":", 1)
+    url = os.environ.get("TRITON_MODERATION_METRICS_URL") or f"{host}:{int(port) + 2}/metrics"
+    text = urllib.request.urlopen(url, timeout=30).read().decode()
+    for family in ("moderation_decisions_total", "moderation_reasons_total", "moderation_ocr_crops_total",
+                   "moderation_ocr_lines_total", "moderation_ocr_orientation_total",
+                   "moderation_refusals_total", "moderation_text_classifier_score"):
+        assert family in text, family
+    assert 'moderation_refusals_total{prefix="unsupported_format"}' in text
+    assert 'code="profanity"' in text

@@ -13,8 +13,8 @@ same words, whatever characters carried them.
    leetspeak inside words that also hold letters ("k1ll", "$h1t", "h@te"):
    digits and symbols of ``LEET`` become letters; numbers on their own
    ("555 123 4567", "2024") are left alone;
-6. everything that is not a letter, digit, dot, slash, colon, plus or "@"
-   becomes a space, and runs of spaces one space.
+6. everything that is not a letter, digit, dot, slash, colon, hyphen, plus
+   or "@" becomes a space, and runs of spaces one space.
 
 Letters stretched for emphasis ("kiiiill", "fuuuck") are handled by
 ``reread``: every run of three or more equal letters becomes one letter in
@@ -62,7 +62,7 @@ LEET = {
 
 _APOSTROPHE_IN_WORD = re.compile(r"(?<=\w)'(?=\w)")
 _TOKEN = re.compile(r"\S+")
-_NOT_KEPT = re.compile(r"[^a-z0-9./:+@*\s]")
+_NOT_KEPT = re.compile(r"[^a-z0-9./:+@*\s-]")
 _STRETCH = re.compile(r"([a-z])\1{2,}")
 
 
@@ -104,10 +104,13 @@ def canonical(text: str) -> str:
 
 # Readings of a canonical text the rules also try: stretched letters once and
 # twice, and OCR slips (a stray letter from a glyph edge or an emoji read as a
-# word of its own, "ll" at a word end read as "li").
+# word of its own; "ll" at a word end read as "li" or as one "l"; "I'll" read
+# with ones and capital i's).
 READINGS = (None, "once", "twice", "ocr")
 _STRAY_LETTER = re.compile(r"(?<!\S)[b-hj-tv-z](?!\S)")
 _FINAL_LI = re.compile(r"(?<=[a-z])li\b")
+_SINGLE_L = re.compile(r"\b(ki|wi|i)l\b")
+_ILL = re.compile(r"(?<!\S)[il1|]{3}(?!\S)")
 
 
 def reread(text: str, reading) -> str:
@@ -117,7 +120,9 @@ def reread(text: str, reading) -> str:
     if reading == "twice":
         return _STRETCH.sub(lambda m: m.group(1) * 2, text)
     if reading == "ocr":
-        return " ".join(_FINAL_LI.sub("ll", _STRAY_LETTER.sub(" ", text)).split())
+        text = _STRAY_LETTER.sub(" ", text)
+        text = _SINGLE_L.sub(lambda m: m.group(1) + "ll", _FINAL_LI.sub("ll", text))
+        return " ".join(_ILL.sub("ill", text).split())
     return text
 
 

@@ -1,0 +1,41 @@
+"""A small, seeded version of scripts/eval-moderation that guards the suite
+against quality regressions: 36 generated text images (threats, abuse, spam,
+benign text, near misses; every layout family, rotations included) and 3
+photos through the `moderation` ensemble. Bounds sit below the full
+evaluation's targets (a small set is noisier) but a broken rule, a lost
+orientation step or a classifier that blocks near misses fails them.
+The full evaluation, with the numbers the README shows, is
+``scripts/eval-moderation``."""
+
+import json
+
+from moderation_eval import dataset, scoring
+
+TEXT_IMAGES = 36
+PHOTOS = 3
+SEED = 7
+BOUNDS = {
+    "block_recall": (">=", 0.85),
+    "review_recall": (">=", 0.8),
+    "false_block_benign": ("<=", 0.0),
+    "false_block_near_miss": ("<=", 0.0),
+    "false_block_photos": ("<=", 0.0),
+    "rotated_accuracy": (">=", 0.75),
+    "accuracy": (">=", 0.8),
+}
+
+
+def test_moderation_quality_on_a_seeded_set(triton_url, tmp_path):
+    samples = dataset.build(TEXT_IMAGES, seed=SEED, photos=PHOTOS)
+    answers = scoring.run(scoring.Client(triton_url), "moderation", samples, concurrency=2)
+    rows = scoring.evaluate(samples, answers)
+    measured = scoring.metrics(rows, "combined")
+    (tmp_path / "moderation-quality.json").write_text(json.dumps({"metrics": measured, "rows": rows}, indent=1))
+    misses = [(r["category"], r["layout"], r["text"], r["decisions"]["combined"], r["read"])
+              for r in rows if r["decisions"]["combined"] != r["label"]]
+    failed = []
+    for name, (op, bound) in BOUNDS.items():
+        value = measured[name]
+        if value is not None and not (value >= bound if op == ">=" else value <= bound):
+            failed.append(f"{name} = {value} (bound {op} {bound})")
+    assert not failed, f"{failed}; misses: {misses}"
