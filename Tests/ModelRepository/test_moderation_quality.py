@@ -1,9 +1,10 @@
 """A small, seeded version of scripts/eval-moderation that guards the suite
-against quality regressions: 36 generated text images (threats, abuse, spam,
+against quality regressions: 48 generated text images (threats, abuse, spam,
 benign text, near misses; every layout family, rotations included) and 3
-photos through the `moderation` ensemble. Bounds sit below the full
-evaluation's targets (a small set is noisier) but a broken rule, a lost
-orientation step or a classifier that blocks near misses fails them.
+photos through the `moderation` ensemble (about a minute on 2 cores). Bounds
+sit below the full evaluation's targets (a small set is noisier) but a broken
+rule, a lost orientation step or a classifier that blocks near misses fails
+them.
 The full evaluation, with the numbers the README shows, is
 ``scripts/eval-moderation``."""
 
@@ -11,17 +12,22 @@ import json
 
 from moderation_eval import dataset, scoring
 
-TEXT_IMAGES = 36
+TEXT_IMAGES = 48
 PHOTOS = 3
 SEED = 7
+# This seed, at the commit that set these bounds: block recall 0.824 (14 of
+# 17), review recall 1.0 (13 of 13), rotated 1.0, accuracy 0.941 (48 of 51),
+# no false block. The
+# set is deterministic (same images, CPU inference), so the bounds sit about
+# one sample below what it gets; the full evaluation has the real targets.
 BOUNDS = {
-    "block_recall": (">=", 0.85),
-    "review_recall": (">=", 0.8),
+    "block_recall": (">=", 0.76),
+    "review_recall": (">=", 0.9),
     "false_block_benign": ("<=", 0.0),
     "false_block_near_miss": ("<=", 0.0),
     "false_block_photos": ("<=", 0.0),
-    "rotated_accuracy": (">=", 0.75),
-    "accuracy": (">=", 0.8),
+    "rotated_accuracy": (">=", 0.9),
+    "accuracy": (">=", 0.92),
 }
 
 

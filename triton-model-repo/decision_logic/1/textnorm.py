@@ -105,12 +105,13 @@ def canonical(text: str) -> str:
 # Readings of a canonical text the rules also try: stretched letters once and
 # twice, and OCR slips (a stray letter from a glyph edge or an emoji read as a
 # word of its own; "ll" at a word end read as "li" or as one "l"; "I'll" read
-# with ones and capital i's).
+# with ones and capital i's; "I" glued to the next word read as "l").
 READINGS = (None, "once", "twice", "ocr")
 _STRAY_LETTER = re.compile(r"(?<!\S)[b-hj-tv-z](?!\S)")
 _FINAL_LI = re.compile(r"(?<=[a-z])li\b")
 _SINGLE_L = re.compile(r"\b(ki|wi|i)l\b")
 _ILL = re.compile(r"(?<!\S)[il1|]{3}(?!\S)")
+_GLUED_I = re.compile(r"(?<!\S)[l|](?=(will|wil|am|m|ll)[a-z])")
 
 
 def reread(text: str, reading) -> str:
@@ -122,7 +123,8 @@ def reread(text: str, reading) -> str:
     if reading == "ocr":
         text = _STRAY_LETTER.sub(" ", text)
         text = _SINGLE_L.sub(lambda m: m.group(1) + "ll", _FINAL_LI.sub("ll", text))
-        return " ".join(_ILL.sub("ill", text).split())
+        text = _GLUED_I.sub("i", _ILL.sub("ill", text))
+        return " ".join(text.split())
     return text
 
 

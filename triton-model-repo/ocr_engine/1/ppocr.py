@@ -479,7 +479,7 @@ class TextReader:
 
         check_inputs(ocr_input, ocr_image, scale)
         info = {"orientation": 0, "orientation_score": None, "boxes": 0, "crops": 0,
-                "capped": False, "flipped_crops": 0}
+                "capped": False, "flipped_crops": 0, "orientation_reversed_by_lines": False}
         scale = scale.astype(np.float64)
         orig_h = float(ocr_image.shape[0] * scale[0])
         orig_w = float(ocr_image.shape[1] * scale[1])
@@ -527,6 +527,16 @@ class TextReader:
         if run_direction is not None:
             self._turn_crops(crops, run_direction, info)
             checkpoint()
+            if info["flipped_crops"] * 2 > len(crops):
+                # Most lines read upside down: the page is turned half a turn
+                # from what the orientation step assumed (its 0 or 180 was
+                # wrong). The crops are upright now; read lines and fragments
+                # in the opposite order, and say how the content really lies.
+                info["orientation"] = (info["orientation"] + 180) % 360
+                info["orientation_reversed_by_lines"] = True
+                order, crops = order[::-1], crops[::-1]
+                last = len(lines_of_boxes) - 1
+                line_of = {i: last - n for i, n in line_of.items()}
 
         results = [None] * len(crops)
         for group in recognition_groups(crops, self.max_batch):
