@@ -39,9 +39,7 @@ def test_moderation_quality_on_a_seeded_set(triton_url, tmp_path):
     (tmp_path / "moderation-quality.json").write_text(json.dumps({"metrics": measured, "rows": rows}, indent=1))
     misses = [(r["category"], r["layout"], r["text"], r["decisions"]["combined"], r["read"])
               for r in rows if r["decisions"]["combined"] != r["label"]]
-    failed = []
-    for name, (op, bound) in BOUNDS.items():
-        value = measured[name]
-        if value is not None and not (value >= bound if op == ">=" else value <= bound):
-            failed.append(f"{name} = {value} (bound {op} {bound})")
+    report = scoring.target_report(measured, BOUNDS)
+    failed = [f"{name} = {r['value']} (bound {r['target']})" for name, r in report.items()
+              if r["value"] is not None and not r["met"]]
     assert not failed, f"{failed}; misses: {misses}"

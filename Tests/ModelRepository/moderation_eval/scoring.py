@@ -154,9 +154,10 @@ TARGETS = {
 }
 
 
-def target_report(values):
+def target_report(values, targets=TARGETS):
+    """{name: {value, target, met}} for ``targets`` ({name: (op, bound)})."""
     report = {}
-    for name, (op, bound) in TARGETS.items():
+    for name, (op, bound) in targets.items():
         value = values.get(name)
         met = value is not None and (value >= bound if op == ">=" else value <= bound)
         report[name] = {"value": value, "target": f"{op} {bound}", "met": met}
