@@ -47,6 +47,18 @@ struct TrafficEndToEndTests {
                 seen[variants.first ?? "", default: 0] += 1
             }
             #expect((seen["a"] ?? 0) >= 3 && (seen["b"] ?? 0) >= 3, "both variants serve subjects: \(seen)")
+            // Requests and latency are counted per traffic route and variant (a canary's error
+            // ratio and p95 against its baseline's, in Prometheus).
+            let metrics = String(decoding: try await admin.call("GET", "/metrics").body, as: UTF8.self)
+            for variant in ["a", "b"] {
+                let served = 3 * (seen[variant] ?? 0)
+                let line = metrics.split(separator: "\n").first {
+                    $0.hasPrefix("gateway_requests_total{") && $0.contains(#"status_class="2xx""#)
+                        && $0.contains(#"traffic_route="ab""#) && $0.contains(#"variant="\#(variant)""#)
+                }
+                #expect(line.flatMap { Int($0.split(separator: " ").last ?? "") } == served, "\(line ?? "no series for variant \(variant)")")
+                #expect(metrics.contains(#"gateway_request_duration_seconds_count{route="/v2/models/{model}/infer",traffic_route="ab",variant="\#(variant)"}"#))
+            }
             let afterA = try await inferenceCount(env.tritonURL, model: "variant_a")
             let afterB = try await inferenceCount(env.tritonURL, model: "variant_b")
             #expect(afterA - beforeA >= 3 * (seen["a"] ?? 0))
