@@ -189,6 +189,11 @@ def convert_text_classifier(entry: dict, wheel: Path, target: Path) -> None:
 
 
 def main() -> int:
+    # skl2onnx's output depends on the order of Python's hash-randomised sets: the same
+    # inputs gave three different files across runs. One fixed seed makes the conversion
+    # reproducible, so its SHA-256 can be locked.
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"})
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--repo", type=Path, default=None)
