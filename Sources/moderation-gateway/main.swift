@@ -139,16 +139,28 @@ struct Audit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Verify audit log files.",
             discussion: """
-                Checks framing, sequence numbers and the hash chain of every chain found in the given \
-                files and folders (one chain per instance id, across rotated files); reports the first \
-                break with file, line and sequence. Exit status: 0 every chain verifies, 2 the only \
-                problem is a torn final record (a crash mid-write), 1 a chain is broken.
+                Checks framing, sequence numbers and the keyed hash chain of every chain found in the \
+                given files and folders (one chain per instance id, across rotated files); reports the \
+                first break with file, line and sequence. The chain key comes from the gateway's audit \
+                key file (audit.key_file): without it nobody can rewrite a record and reseal the chain. \
+                Each --anchor (INSTANCE:SEQ:HASH, from an `audit anchor` log line or /admin/audit) must \
+                name a record the chain still holds, which shows whether the newest records were cut. \
+                Exit status: 0 every chain verifies, 2 the only problem is a torn final record (a crash \
+                mid-write), 1 a chain is broken, 64 bad arguments.
                 """)
         @Argument(help: "Audit log files or folders holding audit-<instance>-<n>.jsonl files.") var paths: [String]
+        @Option(help: "The gateway's audit key file (audit.key_file).") var keyFile: String
+        @Option(help: "An anchor INSTANCE:SEQ:HASH the chain must still reach (repeatable).") var anchor: [String] = []
         @Flag(help: "Print the report as JSON.") var json = false
 
         func run() async throws {
-            let code = verifyAuditLogs(paths: paths, json: json)
+            let code: Int32
+            do {
+                code = try verifyAuditLogs(paths: paths, json: json, keyFile: keyFile, anchors: anchor)
+            } catch let error as AuditVerificationUsageError {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                throw ExitCode(64)
+            }
             if code != 0 { throw ExitCode(code) }
         }
     }

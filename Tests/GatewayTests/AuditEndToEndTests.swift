@@ -48,7 +48,7 @@ struct AuditEndToEndTests {
         #expect(ids.values.filter { $0 == 200 }.count == 11)
         #expect(ids.values.filter { $0 == 401 }.count == 3)
 
-        let report = AuditVerifier.verify(paths: [env.auditDirectory.path])
+        let report = try env.verifyAudit()
         #expect(report.ok, "\(report.text)")
         let records = try auditLines(env.auditDirectory).filter { $0["type"] as? String == "request" }
         for (id, status) in ids {
@@ -76,9 +76,9 @@ struct AuditEndToEndTests {
 
         // The CLI agrees: exit 0, and --json lists the chain.
         if let executable = gatewayExecutable() {
-            let (code, output) = try await runProcess(executable.path, ["audit", "verify", env.auditDirectory.path])
+            let (code, output) = try await runProcess(executable.path, ["audit", "verify", "--key-file", env.auditKeyFile.path, env.auditDirectory.path])
             #expect(code == 0, "\(output)")
-            let (jsonCode, json) = try await runProcess(executable.path, ["audit", "verify", "--json", env.auditDirectory.path])
+            let (jsonCode, json) = try await runProcess(executable.path, ["audit", "verify", "--json", "--key-file", env.auditKeyFile.path, env.auditDirectory.path])
             #expect(jsonCode == 0)
             #expect(json.contains("\"instance\" : \"test-gw\""))
             // One edited line: the CLI reports the break and exits 1.
@@ -86,7 +86,7 @@ struct AuditEndToEndTests {
             let url = env.auditDirectory.appendingPathComponent(file)
             let text = try String(contentsOf: url, encoding: .utf8)
             try Data(text.replacingOccurrences(of: "\"status\":401", with: "\"status\":200").utf8).write(to: url)
-            let (brokenCode, brokenOutput) = try await runProcess(executable.path, ["audit", "verify", env.auditDirectory.path])
+            let (brokenCode, brokenOutput) = try await runProcess(executable.path, ["audit", "verify", "--key-file", env.auditKeyFile.path, env.auditDirectory.path])
             #expect(brokenCode == 1, "\(brokenOutput)")
         } else {
             Issue.record("moderation-gateway executable not found next to the tests; run swift build first")
@@ -202,7 +202,7 @@ struct AuditEndToEndTests {
         let ids = acknowledged.all
         #expect(ids.count >= 300)
 
-        let report = AuditVerifier.verify(paths: [env.auditDirectory.path])
+        let report = try env.verifyAudit()
         #expect(report.ok || report.onlyTornTail, "\(report.text)")
         let logged = Set(try auditLines(env.auditDirectory).compactMap { $0["request_id"] as? String })
         let missing = ids.filter { !logged.contains($0) }

@@ -33,6 +33,13 @@ private func event(_ id: String, subject: String = "alice", status: Int = 200) -
     )
 }
 
+private let chainKey = AuditChainKey(keyBytes: auditKeyBytes)
+
+/// Verifies with the chain key the test logs are sealed with.
+private func verifyAudit(_ paths: [String], anchors: [AuditAnchor] = []) -> AuditVerificationReport {
+    AuditVerifier.verify(paths: paths, key: chainKey, anchors: anchors)
+}
+
 private func auditFiles(_ directory: URL) throws -> [URL] {
     try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".jsonl") }.sorted()
         .map { directory.appendingPathComponent($0) }
@@ -96,7 +103,7 @@ struct AuditLogTests {
         #expect(stats.fsyncs < stats.records)
         #expect(stats.recordsPerFsync > 1 && stats.meanFsyncSeconds > 0)
         #expect(stats.lastSeq == 5_000)
-        let report = AuditVerifier.verify(paths: [directory.path])
+        let report = verifyAudit([directory.path])
         #expect(report.ok, "\(report.text)")
         #expect(report.chains.first?.records == 5_000)
         // Every request id is in the log exactly once.
@@ -122,7 +129,7 @@ struct AuditLogTests {
         #expect(object["model"] as? String == "moderation" && object["revision"] as? String == "abc123abc123")
         #expect(object["status"] as? Int == 200 && object["input_bytes"] as? Int == 1234)
         #expect(object["prev_hash"] as? String == String(repeating: "0", count: 64))
-        #expect(AuditVerifier.verify(paths: [directory.path]).ok)
+        #expect(verifyAudit([directory.path]).ok)
     }
 
     @Test("an edited, a deleted and a reordered line are each reported at the right place")
@@ -135,7 +142,7 @@ struct AuditLogTests {
         let pristine = try Data(contentsOf: file)
 
         try editLines(file) { $0[6] = $0[6].replacingOccurrences(of: "\"status\":200", with: "\"status\":201") }
-        var report = AuditVerifier.verify(paths: [directory.path])
+        var report = verifyAudit([directory.path])
         var problem = try #require(report.chains.first?.problem)
         #expect(problem.kind == "bad_hash" && problem.line == 7 && problem.seq == 7)
         #expect(report.exitCode == 1)
@@ -143,13 +150,13 @@ struct AuditLogTests {
 
         try pristine.write(to: file)
         try editLines(file) { $0.remove(at: 9) }
-        report = AuditVerifier.verify(paths: [directory.path])
+        report = verifyAudit([directory.path])
         problem = try #require(report.chains.first?.problem)
         #expect(problem.kind == "seq_gap" && problem.line == 10 && problem.seq == 11)
 
         try pristine.write(to: file)
         try editLines(file) { $0.swapAt(3, 4) }
-        report = AuditVerifier.verify(paths: [directory.path])
+        report = verifyAudit([directory.path])
         problem = try #require(report.chains.first?.problem)
         #expect(problem.kind == "seq_out_of_order")
         #expect(problem.line == 4 && problem.seq == 5)
@@ -161,14 +168,41 @@ struct AuditLogTests {
             let body = original.replacingOccurrences(of: "\"status\":200", with: "\"status\":500")
             let cut = body.range(of: ",\"hash\":\"")!.lowerBound
             let unsealed = Array((body[..<cut] + "}").utf8)
-            lines[2] = String(decoding: AuditFraming.seal(body: unsealed).line.dropLast(), as: UTF8.self)
+            lines[2] = String(decoding: AuditFraming.seal(body: unsealed, key: chainKey).line.dropLast(), as: UTF8.self)
         }
-        report = AuditVerifier.verify(paths: [directory.path])
+        report = verifyAudit([directory.path])
         problem = try #require(report.chains.first?.problem)
         #expect(problem.kind == "prev_hash_mismatch" && problem.line == 4 && problem.seq == 4)
 
         try pristine.write(to: file)
-        #expect(AuditVerifier.verify(paths: [directory.path]).ok)
+        #expect(verifyAudit([directory.path]).ok)
+    }
+
+    @Test("a record edited and the whole chain after it rehashed with SHA-256, as the framing documents, does not verify")
+    func rewrittenAndRehashedChainFails() async throws {
+        let directory = try trafficTestDirectory("audit")
+        let log = try openAudit(directory)
+        for index in 1...10 { try await log.record(event("req-\(index)", status: 200)) }
+        await log.close()
+        let file = try #require(auditFiles(directory).first)
+        // Someone who can write the audit directory (but has no chain key) turns a 200 into a 299
+        // and recomputes every prev_hash and hash from there on with plain SHA-256.
+        try editLines(file) { lines in
+            var previous = AuditFraming.genesisHash
+            for index in lines.indices {
+                var body = String(lines[index][..<lines[index].range(of: ",\"prev_hash\":\"")!.lowerBound])
+                if index == 4 { body = body.replacingOccurrences(of: "\"status\":200", with: "\"status\":299") }
+                let unsealed = Array((body + ",\"prev_hash\":\"\(previous)\"}").utf8)
+                let hash = HexEncoding.lowercase(SHA256.hash(data: unsealed))
+                lines[index] = String(decoding: unsealed.dropLast(), as: UTF8.self) + ",\"hash\":\"\(hash)\"}"
+                previous = hash
+            }
+        }
+        let edited = try String(contentsOf: file, encoding: .utf8)
+        #expect(edited.contains("\"status\":299"))
+        let report = verifyAudit([directory.path])
+        #expect(!report.ok, "a rehashed chain verified: \(report.text)")
+        #expect(report.chains.first?.problem?.seq == 1, "the first record already fails its keyed hash")
     }
 
     @Test("a torn final record is reported as such, and the next start cuts it and continues the chain")
@@ -183,7 +217,7 @@ struct AuditLogTests {
         try handle.write(contentsOf: Data("{\"seq\":6,\"ts\":\"2026-11-27T0".utf8))
         try handle.close()
 
-        let report = AuditVerifier.verify(paths: [directory.path])
+        let report = verifyAudit([directory.path])
         let chain = try #require(report.chains.first)
         #expect(chain.status == "torn_tail")
         #expect(chain.problem?.kind == "torn_final_record" && chain.problem?.line == 6)
@@ -193,7 +227,7 @@ struct AuditLogTests {
         let reopened = try openAudit(directory)
         try await reopened.record(event("req-after"))
         await reopened.close()
-        let after = AuditVerifier.verify(paths: [directory.path])
+        let after = verifyAudit([directory.path])
         #expect(after.ok, "\(after.text)")
         #expect(after.chains.first?.records == 7)  // 5 + torn-tail admin event + 1
         let second = try String(contentsOf: try auditFiles(directory)[1], encoding: .utf8)
@@ -214,7 +248,7 @@ struct AuditLogTests {
         let files = try auditFiles(directory)
         #expect(files.count > 5)
         #expect(files.first?.lastPathComponent == "audit-gw-1-000001.jsonl")
-        let report = AuditVerifier.verify(paths: files.map(\.path).reversed())  // order comes from the names
+        let report = verifyAudit(files.map(\.path).reversed())  // order comes from the names
         #expect(report.ok, "\(report.text)")
         #expect(report.chains.first?.records == 71)
         #expect(report.chains.first?.lastSeq == 71)
@@ -222,10 +256,47 @@ struct AuditLogTests {
 
         // Deleting a whole middle file breaks the chain at the start of the next one.
         try FileManager.default.removeItem(at: files[2])
-        let broken = AuditVerifier.verify(paths: [directory.path])
+        let broken = verifyAudit([directory.path])
         #expect(broken.chains.first?.problem?.kind == "seq_gap")
         #expect(broken.chains.first?.problem?.file == files[3].path)
         #expect(broken.chains.first?.problem?.line == 1)
+    }
+
+    @Test("anchors are published at start, on rotation and at shutdown, and show the newest records cut from the chain")
+    func anchorsDetectTruncation() async throws {
+        let directory = try trafficTestDirectory("audit")
+        var log = try openAudit(directory, maxFileBytes: 4_096)
+        #expect(log.statistics.lastAnchor == nil, "a new chain has nothing to anchor")
+        for index in 1...25 { try await log.record(event("req-\(index)")) }
+        // About ten records fill a 4 KiB file: the newest anchor is that of the latest rotation.
+        let rotated = try #require(log.statistics.lastAnchor)
+        #expect(rotated.reason == "rotation" && rotated.seq >= 10)
+        await log.close()
+        let closed = try #require(log.statistics.lastAnchor)
+        #expect(closed.reason == "shutdown" && closed.seq == 25 && closed.hash == log.statistics.lastHash)
+        log = try openAudit(directory, maxFileBytes: 4_096)
+        let started = try #require(log.statistics.lastAnchor)
+        #expect(started.reason == "start" && started.seq == 25 && started.hash == closed.hash)
+        await log.close()
+        #expect(verifyAudit([directory.path], anchors: [rotated, closed]).ok)
+
+        // Cut the newest records (a restart would continue from the shorter chain unnoticed):
+        // the chain alone still verifies, the shutdown anchor shows the cut.
+        let last = try #require(try auditFiles(directory).last { (try? Data(contentsOf: $0))?.isEmpty == false })
+        let bytes = try Data(contentsOf: last).dropLast()  // the final newline
+        try Data(bytes.lastIndex(of: UInt8(ascii: "\n")).map { bytes[...$0] } ?? Data()).write(to: last)
+        #expect(verifyAudit([directory.path]).ok)
+        let report = verifyAudit([directory.path], anchors: [AuditAnchor(text: closed.text)!])
+        #expect(report.chains.first?.problem?.kind == "truncated")
+        #expect(report.chains.first?.problem?.message.contains("reached seq 25") == true, "\(report.text)")
+        #expect(report.exitCode == 1)
+        // An anchor that names another record at a seq the chain holds: rewritten.
+        let forged = AuditAnchor(instance: "gw-1", seq: 3, hash: String(repeating: "a", count: 64))
+        #expect(verifyAudit([directory.path], anchors: [forged]).chains.first?.problem?.kind == "anchor_mismatch")
+        // An anchor of a chain whose files are gone.
+        let gone = AuditAnchor(instance: "gw-9", seq: 1, hash: closed.hash)
+        #expect(verifyAudit([directory.path], anchors: [gone]).chains.contains { $0.problem?.kind == "missing_chain" })
+        #expect(AuditAnchor(text: "gw-1:0:\(closed.hash)") == nil && AuditAnchor(text: "gw-1:3:XYZ") == nil)
     }
 
     @Test("each instance's chain is verified on its own")
@@ -240,7 +311,7 @@ struct AuditLogTests {
         await a.close()
         await b.close()
         try editLines(try #require(auditFiles(directory).last)) { $0.remove(at: 0) }
-        let report = AuditVerifier.verify(paths: [directory.path])
+        let report = verifyAudit([directory.path])
         #expect(report.chains.map(\.instance) == ["gw-a", "gw-b"])
         #expect(report.chains[0].status == "ok")
         #expect(report.chains[1].problem?.kind == "missing_start")
@@ -322,7 +393,7 @@ struct AuditKillTests {
         #expect(process.terminationReason == .uncaughtSignal)
         #expect(acknowledged.count >= 1_500)
 
-        let report = AuditVerifier.verify(paths: [directory.path])
+        let report = verifyAudit([directory.path])
         #expect(report.ok || report.onlyTornTail, "\(report.text)")
         var logged: Set<String> = []
         for file in try auditFiles(directory) {
@@ -340,7 +411,7 @@ struct AuditKillTests {
         let reopened = try openAudit(directory)
         try await reopened.record(event("after-crash"))
         await reopened.close()
-        let after = AuditVerifier.verify(paths: [directory.path])
+        let after = verifyAudit([directory.path])
         #expect(after.ok, "\(after.text)")
     }
 

@@ -52,6 +52,12 @@ struct ModerationEndToEndTests {
                 #expect(object["reasons"] is [Any])
                 #expect(object["scores"] is [String: Any])
                 #expect(object["text"] is String)
+                // The evidence of the pipeline: orientation, text classifier, OCR counts.
+                let evidence = object["evidence"] as? [String: Any]
+                #expect([0, 90, 180, 270].contains(evidence?["orientation"] as? Int ?? -1), "\(image.lastPathComponent)")
+                #expect(evidence?["text_classifier"] is [String: Any])
+                #expect(evidence?["matches"] is [Any])
+                #expect((evidence?["ocr"] as? [String: Any])?["capped"] is Bool)
                 #expect((object["model"] as? [String: Any])?["name"] as? String == "moderation")
                 #expect(object["request_id"] as? String == raw.headers[.requestIDHeader])
 

@@ -148,10 +148,15 @@ import TritonClient
             #expect(model?["name"] as? String == "moderation")
             #expect(model?["route"] as? String == "moderation")
             #expect((object?["scores"] as? [String: Any])?["nsfw"] as? Double == 0.1)
+            // A pipeline without EVIDENCE (an older variant) is served; evidence is null.
+            #expect(object?["evidence"] is NSNull)
         }
         let sent = try #require(transport.requests.first)
         #expect(sent.path == "/v2/models/moderation/infer")
         let headerLength = try #require(sent.headers.first { $0.0 == "Inference-Header-Content-Length" }.flatMap { Int($0.1) })
+        // Every output is asked for, as JSON (no output list to go stale).
+        let header = String(decoding: sent.body[..<headerLength], as: UTF8.self)
+        #expect(!header.contains("\"outputs\"") && header.contains("\"binary_data_output\":false"))
         #expect(Array(sent.body[(headerLength + 4)...]) == jpeg)
         let upstreamTrace = try #require(sent.headers.first { $0.0 == "traceparent" }?.1)
         #expect(upstreamTrace.hasPrefix("00-0af7651916cd43dd8448eb211c80319c-"))

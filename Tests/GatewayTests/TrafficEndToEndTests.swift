@@ -47,6 +47,18 @@ struct TrafficEndToEndTests {
                 seen[variants.first ?? "", default: 0] += 1
             }
             #expect((seen["a"] ?? 0) >= 3 && (seen["b"] ?? 0) >= 3, "both variants serve subjects: \(seen)")
+            // Requests and latency are counted per traffic route and variant (a canary's error
+            // ratio and p95 against its baseline's, in Prometheus).
+            let metrics = String(decoding: try await admin.call("GET", "/metrics").body, as: UTF8.self)
+            for variant in ["a", "b"] {
+                let served = 3 * (seen[variant] ?? 0)
+                let line = metrics.split(separator: "\n").first {
+                    $0.hasPrefix("gateway_requests_total{") && $0.contains(#"status_class="2xx""#)
+                        && $0.contains(#"traffic_route="ab""#) && $0.contains(#"variant="\#(variant)""#)
+                }
+                #expect(line.flatMap { Int($0.split(separator: " ").last ?? "") } == served, "\(line ?? "no series for variant \(variant)")")
+                #expect(metrics.contains(#"gateway_request_duration_seconds_count{route="/v2/models/{model}/infer",traffic_route="ab",variant="\#(variant)"}"#))
+            }
             let afterA = try await inferenceCount(env.tritonURL, model: "variant_a")
             let afterB = try await inferenceCount(env.tritonURL, model: "variant_b")
             #expect(afterA - beforeA >= 3 * (seen["a"] ?? 0))
@@ -282,7 +294,7 @@ struct TrafficEndToEndTests {
                 #expect(try await caller.infer("canary").header("X-Moderation-Variant") == "stable")
             }
         }
-        let report = AuditVerifier.verify(paths: [env.auditDirectory.path])
+        let report = try env.verifyAudit()
         #expect(report.ok, "\(report.text)")
     }
 
@@ -421,6 +433,21 @@ final class StopFlag: @unchecked Sendable {
         #expect(good.instanceID == "test-gw")
         #expect(good.traffic.canaryStateFile == "canary-state.json")
         #expect(good.audit.maxFileBytes == 1_048_576)
+    }
+
+    @Test("the audit key must live outside the audit folder: whoever writes the log must not hold the chain key")
+    func auditKeyInsideTheAuditFolderIsRefused() throws {
+        let env = try TrafficSetup()
+        try env.writeTraffic(TrafficEndToEndTests.split(50, 50))
+        try FileManager.default.createDirectory(at: env.auditDirectory, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: env.auditKeyFile, to: env.auditDirectory.appendingPathComponent("chain-key"))
+        #expect {
+            try env.configuration(extra: ["audit": "audit:\n  enabled: true\n  path: audit\n  key_file: audit/chain-key\n"])
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            return error.key == "audit.key_file" && error.message.contains("outside the audit folder")
+        }
+        #expect(throws: Never.self) { try env.configuration() }
     }
 
     @Test("a traffic file that does not validate stops the start, naming traffic.file and the line")

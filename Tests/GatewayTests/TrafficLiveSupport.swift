@@ -24,7 +24,14 @@ struct TrafficSetup {
     var directory: URL { setup.directory }
     var trafficFile: URL { directory.appendingPathComponent("traffic.yaml") }
     var auditDirectory: URL { directory.appendingPathComponent("audit") }
+    var auditKeyFile: URL { directory.appendingPathComponent("audit-key") }
     var stateFile: URL { directory.appendingPathComponent("canary-state.json") }
+
+    /// Verifies the audit chains with the chain key the gateway derives from `audit-key`.
+    func verifyAudit(anchors: [AuditAnchor] = []) throws -> AuditVerificationReport {
+        AuditVerifier.verify(
+            paths: [auditDirectory.path], key: AuditChainKey(keyBytes: [UInt8](try Data(contentsOf: auditKeyFile))), anchors: anchors)
+    }
 
     /// Replaces the traffic file atomically (write to a temporary name, rename).
     func writeTraffic(_ yaml: String) throws {

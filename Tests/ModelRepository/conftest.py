@@ -64,6 +64,9 @@ def triton_client(triton_url):
 def load_version_module(name: str, model: str, version: str = "1"):
     """Import a plain-Python module that lives in a model's version folder."""
     path = MODEL_REPO / model / version / f"{name}.py"
+    # Modules of a version folder import their siblings (as model.py does).
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location(f"{model}_{name}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

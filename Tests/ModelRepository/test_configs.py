@@ -11,7 +11,11 @@ from conftest import MODEL_REPO
 
 OWN_MODELS = [
     "preprocess", "content_classifier", "safety_detector", "safety_postprocess",
-    "decision_logic", "moderation", "moderation_int8",
+    "ocr_engine", "decision_logic", "moderation", "moderation_int8",
+]
+BATCHED_ONNX_MODELS = [
+    "content_classifier", "safety_detector", "ocr_detector", "ocr_recognizer",
+    "ocr_orientation", "ocr_direction", "text_classifier",
 ]
 
 
@@ -61,6 +65,33 @@ def test_onnx_models_cpu_and_gpu_settings(model_config_pb2, model):
     assert [(i.name, list(i.dims)) for i in gpu.input] == [(i.name, list(i.dims)) for i in cpu.input]
 
 
+@pytest.mark.parametrize("model", BATCHED_ONNX_MODELS)
+@pytest.mark.parametrize("variant", ["config.pbtxt", "configs/gpu.pbtxt"])
+def test_batched_models_have_bounded_queues(model_config_pb2, model, variant):
+    """Overload is refused early (a bounded queue with a timeout) instead of
+    queueing without limit; the python models' bound is the gateway's
+    upstream concurrency cap."""
+    pb2 = model_config_pb2
+    config = parse(pb2, MODEL_REPO / model / variant)
+    policy = config.dynamic_batching.default_queue_policy
+    assert policy.max_queue_size > 0 and policy.default_timeout_microseconds > 0
+    assert policy.timeout_action == pb2.ModelQueuePolicy.REJECT
+
+
+def test_text_classifier_gpu_variant_serves_the_same_tensors(model_config_pb2):
+    """(The OCR models' variants are checked in test_ocr_configs.py.)"""
+    pb2 = model_config_pb2
+    model = "text_classifier"
+    cpu = parse(pb2, MODEL_REPO / model / "config.pbtxt")
+    gpu = parse(pb2, MODEL_REPO / model / "configs" / "gpu.pbtxt")
+    assert cpu.backend == gpu.backend == "onnxruntime"
+    assert [g.kind for g in cpu.instance_group] == [pb2.ModelInstanceGroup.KIND_AUTO]
+    assert all(g.kind == pb2.ModelInstanceGroup.KIND_GPU for g in gpu.instance_group)
+    assert gpu.max_batch_size > cpu.max_batch_size
+    assert [(i.name, list(i.dims)) for i in gpu.input] == [(i.name, list(i.dims)) for i in cpu.input]
+    assert [(o.name, list(o.dims)) for o in gpu.output] == [(o.name, list(o.dims)) for o in cpu.output]
+
+
 def test_classifier_keeps_both_versions_loaded(model_config_pb2):
     config = parse(model_config_pb2, MODEL_REPO / "content_classifier" / "config.pbtxt")
     assert list(config.version_policy.specific.versions) == [1, 2]
@@ -72,7 +103,7 @@ def test_ensemble_wiring(model_config_pb2, ensemble, classifier_version):
     config = parse(pb2, MODEL_REPO / ensemble / "config.pbtxt")
     assert config.platform == "ensemble" and config.response_cache.enable
     assert [i.name for i in config.input] == ["IMAGE"]
-    assert [o.name for o in config.output] == ["DECISION", "REASONS", "SCORES", "TEXT"]
+    assert [o.name for o in config.output] == ["DECISION", "REASONS", "SCORES", "TEXT", "EVIDENCE"]
     steps = {s.model_name: s for s in config.ensemble_scheduling.step}
     assert set(steps) == {
         "preprocess", "content_classifier", "safety_detector", "safety_postprocess", "ocr_engine", "decision_logic",
@@ -98,7 +129,8 @@ def test_weights_are_ignored_and_version_folders_kept():
         ["git", "check-ignore", "-q", "triton-model-repo/content_classifier/1/model.onnx"], cwd=root
     )
     assert ignored.returncode == 0, "weights must be git-ignored"
-    for folder in ["content_classifier/1", "content_classifier/2", "safety_detector/1"]:
+    for folder in ["content_classifier/1", "content_classifier/2", "safety_detector/1", "ocr_orientation/1",
+                   "ocr_direction/1", "text_classifier/1"]:
         assert (MODEL_REPO / folder / ".gitkeep").exists(), folder
 
 
@@ -136,7 +168,7 @@ def test_gpu_variants_load_in_triton_up_to_the_missing_gpu(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     gpu_models = sorted(p.parent.parent.name for p in MODEL_REPO.glob("*/configs/gpu.pbtxt"))
-    assert {"content_classifier", "safety_detector"} <= set(gpu_models)
+    assert {"content_classifier", "safety_detector", "ocr_orientation", "ocr_direction", "text_classifier"} <= set(gpu_models)
     for model in gpu_models:
         (repo / model).symlink_to(MODEL_REPO / model)
     env = dict(os.environ)

@@ -39,7 +39,10 @@ def test_committed_policy_values(policy):
     assert policy.nsfw_review == 0.5 and policy.nsfw_block == 0.85
     assert "FEMALE_GENITALIA_EXPOSED" in policy.detector_block
     assert "FEMALE_BREAST_COVERED" in policy.detector_review
-    assert {r.code for r in policy.text_rules} == {"slur", "threat", "url", "phone_number"}
+    assert {r.code for r in policy.text_rules} == {"profanity", "threat", "url", "phone_number"}
+    profanity = next(r for r in policy.text_rules if r.code == "profanity")
+    # the word list fetched from better-profanity, minus the documented exclusions
+    assert len(profanity.terms) > 500 and "kill" not in profanity.terms and "fuck" in profanity.terms
 
 
 @pytest.mark.parametrize(
@@ -104,10 +107,23 @@ def test_detector_uses_best_score_per_label(rules, policy):
     "text, decision, code",
     [
         ("hello world", "allow", None),
-        ("you are a SLURTEST", "block", "slur"),  # case-insensitive
-        ("ｆａｋｅｓｌｕｒ", "block", "slur"),  # NFKC folds full-width letters
-        ("slurtesting is fine", "allow", None),  # whole words only
+        ("you are a SHITHEAD", "review", "profanity"),  # case-insensitive
+        ("ｓｈｉｔｈｅａｄ", "review", "profanity"),  # NFKC folds full-width letters
+        ("a classic assignment in Scunthorpe", "allow", None),  # whole words only
         ("I will kill you", "block", "threat"),
+        ("I’ll k1ll y0u", "block", "threat"),  # curly apostrophe, leetspeak
+        ("Ι wіll kіll уоu", "block", "threat"),  # Greek and Cyrillic look-alikes
+        ("I wiiiill kiiiill you", "block", "threat"),  # stretched letters
+        ("Iwillkillyoutomorrow", "block", "threat"),  # joined words: compact form
+        ("I will k i l l you", "block", "threat"),  # letter-spaced
+        ("this exam will kill me", "allow", None),
+        ("I'll shoot you an email", "allow", None),
+        ("I will kill you with kindness", "allow", None),
+        ("I will never hurt you", "allow", None),
+        ("smoking will kill you", "allow", None),
+        ("skill yourself up", "allow", None),  # compact "killyourself" starts inside a word
+        ("as signment", "allow", None),  # compact "ass" must end where a word ends
+        ("magna cum laude", "allow", None),  # excluded from the word list
         ("im gonna hurt them", "block", "threat"),
         ("kill yourself", "block", "threat"),
         ("the killer whale", "allow", None),
@@ -133,10 +149,45 @@ def test_text_rules(rules, policy, text, decision, code):
 
 
 def test_ocr_confidence_boundary(rules, policy):
-    assert run(rules, policy, lines=[line("SLURTEST", 0.5)]).decision == "block"  # inclusive
-    low = run(rules, policy, lines=[line("SLURTEST", 0.4999)])
-    assert low.decision == "allow"
-    assert low.text == "SLURTEST"  # unreadable lines still show in TEXT
+    bound = policy.ocr_min_confidence
+    assert run(rules, policy, lines=[line("I will kill you", bound)]).decision == "block"  # inclusive
+    low = run(rules, policy, lines=[line("I will kill you", bound - 0.0001)])
+    assert low.decision == "review"  # unsure text asks a human instead of blocking
+    assert "review, not block" in low.reasons[0]["detail"]
+    assert low.text == "I will kill you"
+
+
+def test_lines_are_joined_in_reading_order_and_the_span_is_evidence(rules, policy):
+    fragments = [dict(line("I will kill"), line=0), dict(line("you tomorrow", 0.9), line=0), dict(line("bye"), line=1)]
+    result = run(rules, policy, lines=fragments)
+    assert result.decision == "block"
+    (match,) = result.evidence["matches"]
+    assert match == {"code": "threat", "action": "block", "span": "i will kill you", "form": "text",
+                     "lines": [0], "confidence": 0.9}
+    assert result.text == "I will kill you tomorrow\nbye" and result.scores["ocr_lines"] == 2
+
+
+def test_text_classifier_score_and_ocr_cap(rules, policy):
+    result = rules.decide([0.99, 0.01], "[]", json.dumps([line("whatever")]), policy,
+                          ocr_info=json.dumps({"orientation": 90, "boxes": 300, "crops": 64, "capped": True}),
+                          text_score=policy.text_review)
+    assert result.decision == "review"
+    assert {(r["source"], r["code"]) for r in result.reasons} == {("text_classifier", "offensive_text"), ("ocr", "ocr_capped")}
+    assert result.evidence["orientation"] == 90 and result.evidence["ocr"]["capped"] is True
+    assert result.evidence["text_classifier"]["score"] == policy.text_review
+    below = rules.decide([0.99, 0.01], "[]", json.dumps([line("whatever")]), policy, text_score=policy.text_review - 0.01)
+    assert below.decision == "allow" and below.scores["text_classifier"] == pytest.approx(policy.text_review - 0.01)
+
+
+def test_wordlist_path_is_configurable(rules, tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("# our own list\nzorblax\n")
+    params = {"profanity_wordlist": {"string_value": str(words)}}
+    policy = rules.Policy.from_parameters(params, MODEL_REPO / "decision_logic")
+    assert run(rules, policy, lines=[line("you zorblax")]).decision == "review"
+    missing = {"profanity_wordlist": {"string_value": str(tmp_path / "absent.txt")}}
+    with pytest.raises(rules.PolicyError, match="cannot be read"):
+        rules.Policy.from_parameters(missing, MODEL_REPO / "decision_logic")
 
 
 def test_most_severe_reason_wins_and_all_reasons_are_listed(rules, policy):
@@ -182,6 +233,8 @@ def test_malformed_branch_outputs_are_errors(rules, policy, probs, detections, l
         ({"nsfw_block_threshold": {"string_value": "1.5"}}, "within"),
         ({"nsfw_block_threshold": {"string_value": "high"}}, "number"),
         ({"detector_block_classes": {"string_value": "A"}, "detector_review_classes": {"string_value": "A"}}, "both"),
+        ({"text_classifier_review_threshold": {"string_value": "0.9"},
+          "text_classifier_block_threshold": {"string_value": "0.8"}}, "exceed"),
     ],
 )
 def test_bad_policy_is_refused(rules, params, message):
@@ -192,15 +245,19 @@ def test_bad_policy_is_refused(rules, params, message):
 def test_served_decision_logic_applies_the_same_rules(triton_client):
     out = infer_tensors(
         triton_client,
-        "decision_logic",
+        "decision_logic",  # OCR_INFO is optional
         {
             "NSFW_PROBS": np.array([[0.4, 0.6]], dtype=np.float32),
             "DETECTIONS": np.array([json.dumps([det("FACE_FEMALE", 0.9)]).encode()], dtype=np.object_),
             "OCR_LINES": np.array([json.dumps([line("call +1 555 123 4567")]).encode()], dtype=np.object_),
         },
-        ["DECISION", "REASONS", "SCORES", "TEXT"],
+        ["DECISION", "REASONS", "SCORES", "TEXT", "EVIDENCE"],
     )
     assert out["DECISION"][0] == b"review"
+    evidence = json.loads(out["EVIDENCE"][0])
+    assert evidence["matches"][0]["span"] == "+1 555 123 4567"
+    # the served model called text_classifier (BLS) on the text
+    assert 0.0 <= evidence["text_classifier"]["score"] < 0.5
     reasons = json.loads(out["REASONS"][0])
     assert {(r["source"], r["code"]) for r in reasons} == {("classifier", "nsfw"), ("ocr", "phone_number")}
     for reason in reasons:

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 from conftest import encode, infer_image
 from test_preprocess import REFUSALS
 
-OUTPUTS = ["DECISION", "REASONS", "SCORES", "TEXT"]
+OUTPUTS = ["DECISION", "REASONS", "SCORES", "TEXT", "EVIDENCE"]
 FONTS = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/truetype/liberation2/LiberationSans-Regular.ttf",
@@ -59,7 +59,7 @@ def test_safe_photos_are_allowed(triton_client, sample_images, name):
 @pytest.mark.parametrize(
     "lines, decision, code",
     [
-        (["you are a SLURTEST"], "block", "slur"),
+        (["you are a fucking idiot"], "review", "profanity"),
         (["I will kill you"], "block", "threat"),
         (["visit www.example.com today"], "review", "url"),
         (["call +1 555 123 4567"], "review", "phone_number"),
@@ -69,9 +69,25 @@ def test_safe_photos_are_allowed(triton_client, sample_images, name):
 def test_rendered_text_is_moderated(triton_client, lines, decision, code):
     got, reasons, scores, text = moderate(triton_client, encode(render(lines), "PNG"))
     assert got == decision, (reasons, text)
-    assert [r["code"] for r in reasons if r["source"] == "ocr"] == ([code] if code else [])
+    assert [r["code"] for r in reasons if r["source"] == "ocr"][:1] == ([code] if code else [])
     assert scores["ocr_lines"] >= 1
     assert text.strip(), "the recognised text is returned"
+
+
+@pytest.mark.parametrize("turn", [None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270])
+def test_rotated_text_is_read_upright_and_the_evidence_says_so(triton_client, turn):
+    image = render(["I will kill you tomorrow"])
+    if turn is not None:
+        image = image.transpose(turn)
+    result = infer_image(triton_client, "moderation", encode(image, "PNG"), OUTPUTS)
+    assert result.as_numpy("DECISION")[0] == b"block", result.as_numpy("TEXT")[0]
+    evidence = json.loads(result.as_numpy("EVIDENCE")[0])
+    # PIL's ROTATE_90 turns counter-clockwise: the content is then 270 degrees clockwise.
+    expected = {None: 0, Image.Transpose.ROTATE_90: 270, Image.Transpose.ROTATE_180: 180, Image.Transpose.ROTATE_270: 90}
+    assert evidence["orientation"] == expected[turn]
+    (match,) = [m for m in evidence["matches"] if m["code"] == "threat"]
+    assert "kill you" in match["span"]
+    assert evidence["text_classifier"]["score"] is not None
 
 
 def test_int8_pipeline_gives_the_same_decisions(triton_client, sample_images):
@@ -109,3 +125,24 @@ def test_refusals_carry_the_prefix_and_triton_stays_healthy(triton_client, sampl
 def test_still_serving_after_refusals(triton_client, sample_images):
     decision, _, _, _ = moderate(triton_client, encode(sample_images["chelsea"], "PNG"))
     assert decision == "allow"
+
+
+def test_python_models_publish_custom_metrics(triton_url, triton_client, sample_images):
+    """Decisions, reasons, OCR counts, orientation, text-classifier scores and
+    refusals by prefix on Triton's /metrics (scripts/test runs the metrics
+    port at the HTTP port + 2; TRITON_MODERATION_METRICS_URL overrides)."""
+    import os
+    import urllib.request
+
+    moderate(triton_client, encode(render(["you are a fucking idiot"]), "PNG"))
+    with pytest.raises(Exception):
+        moderate(triton_client, b"not an image")
+    host, port = triton_url.rsplit(":", 1)
+    url = os.environ.get("TRITON_MODERATION_METRICS_URL") or f"{host}:{int(port) + 2}/metrics"
+    text = urllib.request.urlopen(url, timeout=30).read().decode()
+    for family in ("moderation_decisions_total", "moderation_reasons_total", "moderation_ocr_crops_total",
+                   "moderation_ocr_lines_total", "moderation_ocr_orientation_total",
+                   "moderation_refusals_total", "moderation_text_classifier_score"):
+        assert family in text, family
+    assert 'moderation_refusals_total{prefix="unsupported_format"}' in text
+    assert 'code="profanity"' in text

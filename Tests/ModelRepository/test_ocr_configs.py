@@ -9,8 +9,8 @@ import pytest
 from google.protobuf import text_format
 
 
-MODELS = ("ocr_detector", "ocr_recognizer", "ocr_engine")
-ONNX_MODELS = ("ocr_detector", "ocr_recognizer")
+MODELS = ("ocr_detector", "ocr_recognizer", "ocr_engine", "ocr_orientation", "ocr_direction")
+ONNX_MODELS = ("ocr_detector", "ocr_recognizer", "ocr_orientation", "ocr_direction")
 
 
 def _model_config_module():
@@ -103,6 +103,10 @@ def test_engine_stays_within_its_sub_models_limits(configs, variant):
     assert 1 <= int(engine["rec_max_batch"]) <= recognizer.max_batch_size
     assert engine["detector_model"] == "ocr_detector"
     assert engine["recognizer_model"] == "ocr_recognizer"
+    assert engine["orientation_model"] == "ocr_orientation"
+    assert engine["direction_model"] == "ocr_direction"
+    # direction batches are cut at rec_max_batch too
+    assert int(engine["rec_max_batch"]) <= configs[("ocr_direction", variant)].max_batch_size
     if variant == "gpu":
         # Inputs the engine lets through must fit the TensorRT profiles.
         def profile_max(model):

@@ -18,25 +18,42 @@ import yaml
 VENDOR = Path(__file__).resolve().parents[2] / "k8s" / "vendor" / "crds"
 
 
+# Where a structural schema holds further schemas; every other key is a keyword
+# whose value is data (description, enum, default, example, required, ...). The
+# walk follows only these, so a property literally named `description`,
+# `format` or `properties` is a schema like any other, never a keyword.
+SCHEMA_MAPS = ("properties", "patternProperties", "definitions")
+SCHEMA_LISTS = ("anyOf", "oneOf", "allOf")
+SCHEMA_ONE = ("items", "additionalProperties", "additionalItems", "not")
+
+
 def strict(schema: dict) -> dict:
     """JSON Schema from a structural OpenAPI v3 schema, unknown properties refused."""
     out = copy.deepcopy(schema)
 
     def walk(node):
-        if isinstance(node, dict):
-            if node.pop("x-kubernetes-int-or-string", False):
-                node.pop("type", None)
-            preserve = node.pop("x-kubernetes-preserve-unknown-fields", False)
-            for key in [k for k in node if k.startswith("x-kubernetes-")]:
-                del node[key]
-            node.pop("format", None)  # int64 and friends are not JSON Schema formats
-            if "properties" in node and "additionalProperties" not in node and not preserve:
-                node["additionalProperties"] = False
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
+        if not isinstance(node, dict):
+            return  # additionalProperties: true/false
+        if node.pop("x-kubernetes-int-or-string", False):
+            node.pop("type", None)  # the schema's anyOf [integer, string] says it
+        preserve = node.pop("x-kubernetes-preserve-unknown-fields", False)
+        for key in [k for k in node if k.startswith("x-kubernetes-")]:
+            del node[key]
+        node.pop("format", None)  # int64, date-time and friends: not checked here
+        if node.pop("nullable", False) and isinstance(node.get("type"), str):
+            node["type"] = [node["type"], "null"]
+        if "properties" in node and "additionalProperties" not in node and not preserve:
+            node["additionalProperties"] = False
+        for key in SCHEMA_MAPS:
+            for sub in (node.get(key) or {}).values():
+                walk(sub)
+        for key in SCHEMA_LISTS:
+            for sub in node.get(key) or []:
+                walk(sub)
+        for key in SCHEMA_ONE:
+            sub = node.get(key)
+            for s in sub if isinstance(sub, list) else [sub]:
+                walk(s)
 
     walk(out)
     return out

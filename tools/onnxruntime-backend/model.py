@@ -17,7 +17,9 @@ What it honours from the model config:
   split back per request;
 - ``parameters``: ``intra_op_thread_count``, ``inter_op_thread_count`` and
   ``graph_optimization_level`` (``disable``/``basic``/``extended``/``all``);
-- input and output names; outputs not named in the config are not returned.
+- input and output names; outputs not named in the config are not returned;
+- ``TYPE_STRING`` inputs (BYTES elements are decoded as UTF-8 for ONNX
+  Runtime's string tensors).
 """
 
 import json
@@ -42,6 +44,14 @@ def _parameter(config, key, default):
         return default
     value = entry.get("string_value", "") if isinstance(entry, dict) else str(entry)
     return value if value != "" else default
+
+
+def _as_strings(array):
+    flat = [
+        value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+        for value in array.reshape(-1)
+    ]
+    return np.array(flat, dtype=np.object_).reshape(array.shape)
 
 
 class TritonPythonModel:
@@ -100,7 +110,12 @@ class TritonPythonModel:
                 if tensor is None:
                     feeds = None
                     break
-                feeds[name] = tensor.as_numpy()
+                array = tensor.as_numpy()
+                if array.dtype == np.object_:
+                    # Triton hands BYTES elements over as bytes; ONNX Runtime's
+                    # string tensors take str.
+                    array = _as_strings(array)
+                feeds[name] = array
             feeds_per_request.append(feeds)
 
         responses = [None] * len(requests)

@@ -83,6 +83,7 @@ struct ModerationHandler: Sendable {
             "reasons": result.reasons,
             "scores": result.scores,
             "text": result.text,
+            "evidence": result.evidence ?? NSNull(),
             "model": ["route": decision.route, "variant": decision.variant, "name": decision.model, "version": version,
                       "revision": decision.revision] as [String: Any],
             "timing_ms": ["total": Self.round3(totalMs), "upstream": Self.round3(exchange.seconds * 1000)],
@@ -178,9 +179,11 @@ struct ModerationHandler: Sendable {
 
     /// A KServe v2 infer request with the binary tensor extension: JSON header,
     /// then the BYTES element (4-byte little-endian length, then the bytes).
+    /// No output list: Triton answers with every output of the model, as JSON,
+    /// so a pipeline with `EVIDENCE` and one without (an older variant in an
+    /// A/B split) are both served.
     static func inferRequest(image: [UInt8], decision: RouteDecision, context: GatewayRequestContext) -> RawHTTPRequest {
-        let outputs = ["DECISION", "REASONS", "SCORES", "TEXT"].map { "{\"name\":\"\($0)\",\"parameters\":{\"binary_data\":false}}" }
-        let header = "{\"id\":\"\(context.requestID)\",\"inputs\":[{\"name\":\"IMAGE\",\"shape\":[1],\"datatype\":\"BYTES\",\"parameters\":{\"binary_data_size\":\(image.count + 4)}}],\"outputs\":[\(outputs.joined(separator: ","))]}"
+        let header = "{\"id\":\"\(context.requestID)\",\"parameters\":{\"binary_data_output\":false},\"inputs\":[{\"name\":\"IMAGE\",\"shape\":[1],\"datatype\":\"BYTES\",\"parameters\":{\"binary_data_size\":\(image.count + 4)}}]}"
         var body = [UInt8](header.utf8)
         let headerLength = body.count
         body.reserveCapacity(headerLength + 4 + image.count)
@@ -235,6 +238,9 @@ struct ModerationResult {
     var reasons: Any
     var scores: Any
     var text: String
+    /// What the decision rests on (matched spans, orientation applied, text
+    /// classifier score, OCR counts); nil from a pipeline without `EVIDENCE`.
+    var evidence: Any?
     var modelVersion: String?
 
     var reasonCodes: [String] {
@@ -258,14 +264,13 @@ struct ModerationResult {
         }
         // The decision becomes a metric label and the API's contract: only the three known values.
         guard let decision = first("DECISION"), ["allow", "review", "block"].contains(decision) else { throw Malformed() }
-        func json(_ name: String, default value: Any) -> Any {
-            guard let text = first(name), let parsed = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
-                return value
-            }
-            return parsed
+        func json(_ name: String) -> Any? {
+            guard let text = first(name) else { return nil }
+            return try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
         }
         return ModerationResult(
-            decision: decision, reasons: json("REASONS", default: [Any]()), scores: json("SCORES", default: [String: Any]()),
-            text: first("TEXT") ?? "", modelVersion: object["model_version"] as? String)
+            decision: decision, reasons: json("REASONS") ?? [Any](), scores: json("SCORES") ?? [String: Any](),
+            text: first("TEXT") ?? "", evidence: json("EVIDENCE") as? [String: Any],
+            modelVersion: object["model_version"] as? String)
     }
 }

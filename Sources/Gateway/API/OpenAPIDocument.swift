@@ -394,9 +394,60 @@ components:
       properties:
         request_id: {type: string}
         decision: {type: string, enum: [allow, review, block]}
-        reasons: {type: array, items: {}}
-        scores: {type: object}
-        text: {type: string}
+        reasons:
+          type: array
+          description: >-
+            Every rule that fired. Text-rule reasons (source ocr) carry the matched span, the form it
+            matched in (text = OCR lines joined in reading order, compact = spacing-insensitive) and the
+            reading lines; source text_classifier is the learned offensive-text model; code ocr_capped
+            means more text boxes than the pipeline reads, so a human looks.
+          items:
+            type: object
+            properties:
+              source: {type: string, enum: [classifier, detector, ocr, text_classifier]}
+              code: {type: string}
+              action: {type: string, enum: [review, block]}
+              detail: {type: string}
+              score: {type: number}
+              span: {type: string}
+              form: {type: string, enum: [text, compact]}
+              lines: {type: array, items: {type: integer}}
+        scores:
+          type: object
+          description: sfw, nsfw, detections, ocr_lines, ocr_min_confidence, text_classifier (null without text)
+        text: {type: string, description: 'OCR text, one reading line per line'}
+        evidence:
+          type: [object, 'null']
+          description: What the decision rests on; null when the serving pipeline does not report it.
+          properties:
+            matches:
+              type: array
+              items:
+                type: object
+                properties:
+                  code: {type: string}
+                  action: {type: string, enum: [review, block]}
+                  span: {type: string, description: The matched text in its canonical form}
+                  form: {type: string, enum: [text, compact]}
+                  lines: {type: array, items: {type: integer}}
+                  confidence: {type: number, description: Lowest OCR confidence of the matched fragments}
+            orientation: {type: integer, enum: [0, 90, 180, 270], description: Degrees the image was turned to read it}
+            text_classifier:
+              type: object
+              properties:
+                score: {type: [number, 'null']}
+                review_threshold: {type: number}
+                block_threshold: {type: [number, 'null']}
+            ocr:
+              type: object
+              properties:
+                fragments: {type: integer}
+                lines: {type: integer}
+                boxes: {type: [integer, 'null']}
+                crops: {type: [integer, 'null']}
+                capped: {type: boolean}
+                crops_turned: {type: [integer, 'null']}
+                orientation_score: {type: [number, 'null']}
         model:
           type: object
           properties:

@@ -75,6 +75,8 @@ public struct AuditStatistics: Sendable, Codable, Equatable {
     /// Hash of the last durable record: keep it outside the log (admin API,
     /// monitoring) to detect records cut from the end, which a chain cannot show.
     public var lastHash = ""
+    /// The newest anchor this writer published (see ``AuditAnchor``).
+    public var lastAnchor: AuditAnchor?
     public var failure: String?
 
     /// Records per fsync (the group-commit factor) and mean fsync time, kept as
@@ -96,6 +98,13 @@ public struct AuditStatistics: Sendable, Codable, Equatable {
 /// rotation (by size) opens the next number, and the chain continues across them.
 /// At start, a torn last line left by a crash is cut off (it was never
 /// acknowledged) and the cut is recorded as an admin event in the chain.
+///
+/// Records are sealed with the chain key (``AuditChainKey``, derived from the audit
+/// key), and the writer publishes anchors — the newest sequence number and hash — at
+/// start, on rotation, every `anchorInterval` while records are written, and at
+/// shutdown: as a log line (`audit anchor`, `audit.anchor=INSTANCE:SEQ:HASH`) and in
+/// ``statistics`` (the admin API). `audit verify --anchor` then shows whether records
+/// were cut from the end, which a chain alone cannot show.
 public final class AuditLog: AuditSink, AdminEventRecorder, Service, Sendable {
     public enum SubjectMode: String, Sendable, Codable {
         /// Subject and issuer as in the token.
@@ -113,12 +122,14 @@ public final class AuditLog: AuditSink, AdminEventRecorder, Service, Sendable {
         /// Key bytes for input and subject HMACs (at least 32 bytes recommended).
         public var keyBytes: [UInt8]
         public var subjectMode: SubjectMode
+        /// How often an anchor is published while records are being written.
+        public var anchorInterval: Duration
         /// Opens a new audit file; replace only in tests.
         public var openFile: @Sendable (String) throws -> any AuditFile
 
         public init(
             directory: URL, instanceID: String, key: [UInt8], maxFileBytes: Int = 64 << 20,
-            subjectMode: SubjectMode = .plain,
+            subjectMode: SubjectMode = .plain, anchorInterval: Duration = .seconds(60),
             openFile: @escaping @Sendable (String) throws -> any AuditFile = { try POSIXAuditFile(creating: $0) }
         ) {
             self.directory = directory
@@ -126,6 +137,7 @@ public final class AuditLog: AuditSink, AdminEventRecorder, Service, Sendable {
             self.maxFileBytes = maxFileBytes
             self.keyBytes = key
             self.subjectMode = subjectMode
+            self.anchorInterval = anchorInterval
             self.openFile = openFile
         }
     }
@@ -153,7 +165,9 @@ public final class AuditLog: AuditSink, AdminEventRecorder, Service, Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let recovered = try AuditRecovery.recover(directory: directory, instanceID: configuration.instanceID)
         let key = SendableKey(SymmetricKey(data: configuration.keyBytes))
-        let writer = try AuditWriter(configuration: configuration, key: key, recovered: recovered, logger: logger)
+        let writer = try AuditWriter(
+            configuration: configuration, key: key, chainKey: AuditChainKey(keyBytes: configuration.keyBytes),
+            recovered: recovered, logger: logger)
         let log = AuditLog(configuration: configuration, writer: writer, key: key)
         if let torn = recovered.tornTail {
             logger.warning("audit log had a torn last record; cut it off", metadata: [
@@ -295,7 +309,11 @@ final class AuditWriter: @unchecked Sendable {
     // Writer thread only.
     private let configuration: Configuration
     private let key: SendableKey
+    private let chainKey: AuditChainKey
     private let logger: Logger
+    /// Sequence number of the last published anchor, and when the next periodic one is due.
+    private var anchoredSeq = 0
+    private var nextAnchor: Date
     private var file: (any AuditFile)?
     private var fileIndex: Int
     private var fileBytes = 0
@@ -310,16 +328,20 @@ final class AuditWriter: @unchecked Sendable {
     private let fsyncTimer = Metrics.Timer(label: "audit_fsync_duration_seconds")
     private let batchRecorder = Recorder(label: "audit_batch_records")
 
-    init(configuration: Configuration, key: SendableKey, recovered: AuditRecovery.Result, logger: Logger) throws {
+    init(configuration: Configuration, key: SendableKey, chainKey: AuditChainKey, recovered: AuditRecovery.Result, logger: Logger) throws {
         self.configuration = configuration
         self.key = key
+        self.chainKey = chainKey
         self.logger = logger
         self.fileIndex = recovered.nextFileIndex
         self.seq = recovered.lastSeq
         self.prevHash = recovered.lastHash
+        self.nextAnchor = Date().addingTimeInterval(configuration.anchorInterval.seconds)
         try openNextFile()
         stats.lastSeq = seq
         stats.lastHash = prevHash
+        // Where the chain stood when this writer took over (nothing to anchor in a new chain).
+        if seq > 0 { publishAnchor("start") }
         let thread = Thread { [self] in self.loop() }
         thread.name = "audit-writer"
         thread.start()
@@ -376,8 +398,19 @@ final class AuditWriter: @unchecked Sendable {
     private func loop() {
         while true {
             condition.lock()
-            while pending.isEmpty && !closing {
-                condition.wait()
+            var anchorDue = false
+            while pending.isEmpty && !closing && !anchorDue {
+                // Idle: sleep until work arrives or, with records since the last anchor, until it is due.
+                if seq != anchoredSeq {
+                    anchorDue = !condition.wait(until: nextAnchor) && pending.isEmpty && !closing
+                } else {
+                    condition.wait()
+                }
+            }
+            if anchorDue {
+                condition.unlock()
+                publishAnchor("periodic")
+                continue
             }
             if pending.isEmpty {
                 // Closing with nothing left.
@@ -385,6 +418,7 @@ final class AuditWriter: @unchecked Sendable {
                 let waiters = finishWaiters
                 finishWaiters = []
                 condition.unlock()
+                if seq > 0 { publishAnchor("shutdown") }
                 file?.close()
                 file = nil
                 waiters.forEach { $0.resume() }
@@ -443,7 +477,7 @@ final class AuditWriter: @unchecked Sendable {
         for item in batch {
             seq += 1
             let body = encode(item.payload, seq: seq, at: now)
-            let sealed = AuditFraming.seal(body: body)
+            let sealed = AuditFraming.seal(body: body, key: chainKey)
             prevHash = sealed.hash
             buffer.append(contentsOf: sealed.line)
         }
@@ -455,9 +489,25 @@ final class AuditWriter: @unchecked Sendable {
         if fileBytes >= configuration.maxFileBytes {
             file.close()
             self.file = nil
+            publishAnchor("rotation")
             try openNextFile()
+        } else if Date() >= nextAnchor {
+            publishAnchor("periodic")
         }
         return seconds
+    }
+
+    /// Publishes the newest durable record's sequence number and hash: a log line an
+    /// operator (or log shipping) keeps outside the audit volume, and the admin API.
+    private func publishAnchor(_ reason: String) {
+        let anchor = AuditAnchor(
+            instance: configuration.instanceID, seq: seq, hash: prevHash, reason: reason, at: UTCTimestamp.millis(Date()))
+        anchoredSeq = seq
+        nextAnchor = Date().addingTimeInterval(configuration.anchorInterval.seconds)
+        condition.lock()
+        stats.lastAnchor = anchor
+        condition.unlock()
+        logger.notice("audit anchor", metadata: ["audit.anchor": "\(anchor.text)", "audit.anchor_reason": "\(reason)"])
     }
 
     private func openNextFile() throws {

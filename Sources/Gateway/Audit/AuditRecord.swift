@@ -1,15 +1,35 @@
 import Crypto
 import Foundation
 
+/// The key that seals an audit chain: derived from the audit key file (the one behind
+/// `input_hmac`, kept outside the audit directory), separated from the input key so the
+/// two uses never share a MAC key. Without it a record cannot be rewritten and the chain
+/// recomputed: the chain is keyed, not merely hashed.
+public struct AuditChainKey: Sendable {
+    let key: SendableKey
+
+    /// `keyBytes`: the audit key file's contents, as the gateway reads them.
+    public init(keyBytes: [UInt8]) {
+        let derived = HMAC<SHA256>.authenticationCode(
+            for: Array("moderation-gateway audit chain v1".utf8), using: SymmetricKey(data: keyBytes))
+        key = SendableKey(SymmetricKey(data: Array(derived)))
+    }
+
+    /// HMAC-SHA-256 of `body` with the chain key, lowercase hex.
+    func seal<Bytes: DataProtocol>(_ body: Bytes) -> String {
+        HexEncoding.lowercase(HMAC<SHA256>.authenticationCode(for: body, using: key.key))
+    }
+}
+
 /// The framing of one audit line, shared by the writer and the verifier:
 ///
 ///     {"seq":1,…,"prev_hash":"<64 hex>","hash":"<64 hex>"}\n
 ///
-/// `hash` = SHA-256 of the line's bytes without the `,"hash":"…"` member, that is of
-/// `{"seq":1,…,"prev_hash":"…"}` exactly as written. Hashing the written bytes (not a
-/// re-serialisation) means no canonical JSON form is needed to verify. The first
-/// record of a chain has `prev_hash` = 64 zeros; a line is complete only with its
-/// trailing newline.
+/// `hash` = HMAC-SHA-256, with the ``AuditChainKey``, of the line's bytes without the
+/// `,"hash":"…"` member, that is of `{"seq":1,…,"prev_hash":"…"}` exactly as written.
+/// Sealing the written bytes (not a re-serialisation) means no canonical JSON form is
+/// needed to verify. The first record of a chain has `prev_hash` = 64 zeros; a line is
+/// complete only with its trailing newline.
 enum AuditFraming {
     static let genesisHash = String(repeating: "0", count: 64)
     static let hashSuffixPrefix = Array(",\"hash\":\"".utf8)
@@ -18,8 +38,8 @@ enum AuditFraming {
 
     /// Seals a body that ends with `"prev_hash":"…"}`: returns the full line
     /// (with newline) and its hash.
-    static func seal(body: [UInt8]) -> (line: [UInt8], hash: String) {
-        let hash = HexEncoding.lowercase(SHA256.hash(data: body))
+    static func seal(body: [UInt8], key: AuditChainKey) -> (line: [UInt8], hash: String) {
+        let hash = key.seal(body)
         var line = body
         line.removeLast()  // "}"
         line.append(contentsOf: hashSuffixPrefix)

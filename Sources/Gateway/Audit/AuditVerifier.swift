@@ -1,11 +1,44 @@
 import Crypto
 import Foundation
 
-/// Result of `AuditVerifier.verify(paths:)`: one entry per chain (per instance).
+/// Where a chain stood at a moment: its newest record's sequence number and hash.
+/// The audit writer publishes one at start, on rotation, periodically and at shutdown
+/// (log line `audit anchor`, admin API); kept outside the audit volume, it shows
+/// whether records were later cut from the chain's end. Written `INSTANCE:SEQ:HASH`.
+public struct AuditAnchor: Sendable, Codable, Equatable {
+    public var instance: String
+    public var seq: Int
+    public var hash: String
+    /// `start`, `rotation`, `periodic` or `shutdown` (absent in a parsed anchor).
+    public var reason: String?
+    public var at: String?
+
+    public init(instance: String, seq: Int, hash: String, reason: String? = nil, at: String? = nil) {
+        self.instance = instance
+        self.seq = seq
+        self.hash = hash
+        self.reason = reason
+        self.at = at
+    }
+
+    public var text: String { "\(instance):\(seq):\(hash)" }
+
+    /// Parses `INSTANCE:SEQ:HASH` (instance ids cannot contain `:`).
+    public init?(text: String) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 3, AuditFileNames.isSafe(String(parts[0])), let seq = Int(parts[1]), seq > 0,
+              parts[2].count == 64, parts[2].allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else { return nil }
+        self.init(instance: String(parts[0]), seq: seq, hash: String(parts[2]))
+    }
+}
+
+/// Result of `AuditVerifier.verify(paths:key:anchors:)`: one entry per chain (per instance).
 public struct AuditVerificationReport: Sendable, Codable, Equatable {
     public struct Problem: Sendable, Codable, Equatable {
         /// `bad_hash`, `malformed`, `seq_gap`, `seq_out_of_order`, `prev_hash_mismatch`,
-        /// `instance_mismatch`, `missing_start`, `torn_final_record`, `unreadable`.
+        /// `instance_mismatch`, `missing_start`, `torn_final_record`, `unreadable`,
+        /// `anchor_mismatch`, `truncated` (the chain ends before an anchor's record),
+        /// `missing_chain` (an anchor names an instance with no records).
         public var kind: String
         public var file: String
         /// 1-based line in `file`.
@@ -66,15 +99,15 @@ public struct AuditVerificationReport: Sendable, Codable, Equatable {
 /// Each path is a file or a directory (whose `*.jsonl` files are taken). Files are
 /// grouped by instance (from `audit-<instance>-<NNNNNN>.jsonl`, else the first
 /// record's `instance`) and read in file-number order; each group must form one
-/// chain from seq 1: each line complete (newline), its hash right, its seq one
-/// more than the last, its `prev_hash` the last record's hash. The first break is
-/// reported with file, line and seq. A bad last line of the last file is a torn
-/// final record (what a crash mid-write leaves), reported as such.
+/// chain from seq 1: each line complete (newline), its hash the chain key's HMAC of
+/// the line, its seq one more than the last, its `prev_hash` the last record's hash.
+/// The first break is reported with file, line and seq. A bad last line of the last
+/// file is a torn final record (what a crash mid-write leaves), reported as such.
 ///
-/// Note: a chain cannot show that records were cut from its end; compare the last
-/// seq/hash with one kept elsewhere (the admin API shows them) for that.
+/// A chain cannot show by itself that records were cut from its end: each anchor
+/// given (kept outside the audit volume) must name a record the chain still holds.
 public enum AuditVerifier {
-    public static func verify(paths: [String]) -> AuditVerificationReport {
+    public static func verify(paths: [String], key: AuditChainKey, anchors: [AuditAnchor] = []) -> AuditVerificationReport {
         var files: [String] = []
         var unreadable: [AuditVerificationReport.Chain] = []
         for path in paths {
@@ -110,7 +143,14 @@ public enum AuditVerifier {
                 default: return (firstSeq(in: a.data) ?? 0) < (firstSeq(in: b.data) ?? 0)
                 }
             }
-            chains.append(verifyChain(instance: instance, files: ordered.map { ($0.path, $0.data) }))
+            chains.append(verifyChain(
+                instance: instance, files: ordered.map { ($0.path, $0.data) }, key: key,
+                anchors: anchors.filter { $0.instance == instance }))
+        }
+        for anchor in anchors where groups[anchor.instance] == nil {
+            chains.append(brokenChain(
+                instance: anchor.instance, file: paths.joined(separator: " "), kind: "missing_chain",
+                message: "anchor \(anchor.text) names a chain with no records here: its files were removed"))
         }
         return AuditVerificationReport(chains: chains)
     }
@@ -146,7 +186,9 @@ public enum AuditVerifier {
         lines(data).first.flatMap { parse($0.bytes)?["seq"] as? Int }
     }
 
-    static func verifyChain(instance: String, files: [(path: String, data: Data)]) -> AuditVerificationReport.Chain {
+    static func verifyChain(
+        instance: String, files: [(path: String, data: Data)], key: AuditChainKey, anchors: [AuditAnchor]
+    ) -> AuditVerificationReport.Chain {
         var chain = AuditVerificationReport.Chain(
             instance: instance, files: files.map(\.path), records: 0, firstSeq: nil, lastSeq: nil, lastHash: nil,
             status: "ok", problem: nil
@@ -182,9 +224,8 @@ public enum AuditVerifier {
                 guard let sealed = AuditFraming.unseal(line: line.bytes) else {
                     return fail("malformed", "line does not end with a hash member")
                 }
-                let actual = HexEncoding.lowercase(SHA256.hash(data: sealed.body))
-                guard actual == sealed.statedHash else {
-                    return fail("bad_hash", "record content does not match its hash (edited?)")
+                guard key.seal(sealed.body) == sealed.statedHash else {
+                    return fail("bad_hash", "record content does not match its keyed hash (edited, or another chain key)")
                 }
                 if let recordInstance = object["instance"] as? String, recordInstance != instance,
                    AuditFileNames.parseAuditFile((file.path as NSString).lastPathComponent) != nil {
@@ -209,12 +250,23 @@ public enum AuditVerifier {
                     }
                     chain.firstSeq = seq
                 }
+                if let anchor = anchors.first(where: { $0.seq == seq }), anchor.hash != sealed.statedHash {
+                    return fail("anchor_mismatch", "anchor \(anchor.text) names another record at this seq: the chain was rewritten")
+                }
                 lastSeq = seq
                 expectedPrev = sealed.statedHash
                 chain.records += 1
                 chain.lastSeq = seq
                 chain.lastHash = sealed.statedHash
             }
+        }
+        if let beyond = anchors.filter({ $0.seq > (lastSeq ?? 0) }).max(by: { $0.seq < $1.seq }) {
+            chain.status = "broken"
+            chain.problem = .init(
+                kind: "truncated", file: files.last?.path ?? "", line: files.last.map { lines($0.data).count } ?? 0,
+                seq: lastSeq,
+                message: "the chain ends at seq \(lastSeq ?? 0), but anchor \(beyond.text) shows it reached seq \(beyond.seq): "
+                    + "the newest records were cut")
         }
         return chain
     }

@@ -446,6 +446,12 @@ extension GatewayConfiguration {
             let data = FileManager.default.contents(atPath: resolvePath(keyFile).path)
             try check(data != nil, "audit.key_file", "file \(keyFile) is not readable")
             try check((data?.count ?? 0) >= 32, "audit.key_file", "key must be at least 32 bytes")
+            if let path = audit.path {
+                // Whoever can write the audit folder must not also hold the key that seals the chain.
+                let folder = resolvePath(path).standardizedFileURL.path + "/"
+                try check(!resolvePath(keyFile).standardizedFileURL.path.hasPrefix(folder), "audit.key_file",
+                    "must be outside the audit folder (audit.path): the key seals the chain")
+            }
         }
         if let file = traffic.file {
             try check(FileManager.default.isReadableFile(atPath: resolvePath(file).path), "traffic.file", "file \(file) is not readable")

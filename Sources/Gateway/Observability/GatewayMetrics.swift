@@ -57,11 +57,18 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    /// One finished request.
-    func recordRequest(route: String, status: Int, decision: String?, seconds: Double) {
+    /// One finished request. `route` is the endpoint template; `routing` the traffic route
+    /// and variant that served it (`none` for both when the request was not routed), so
+    /// error ratios and latency can be compared per variant (a canary against its baseline).
+    func recordRequest(route: String, status: Int, decision: String?, routing: RouteDecision?, seconds: Double) {
         let statusClass = "\(status / 100)xx"
-        counter("gateway_requests_total", [("route", route), ("status_class", statusClass), ("decision", decision ?? "none")]).increment()
-        timer("gateway_request_duration_seconds", [("route", route)]).recordNanoseconds(Int64(seconds * 1e9))
+        let trafficRoute = routing?.route ?? "none", variant = routing?.variant ?? "none"
+        counter("gateway_requests_total", [
+            ("route", route), ("status_class", statusClass), ("decision", decision ?? "none"),
+            ("traffic_route", trafficRoute), ("variant", variant),
+        ]).increment()
+        timer("gateway_request_duration_seconds", [("route", route), ("traffic_route", trafficRoute), ("variant", variant)])
+            .recordNanoseconds(Int64(seconds * 1e9))
     }
 
     /// One upstream call (all its tries), by kind (`moderate`, `kserve`, `admin`, `probe`).

@@ -70,7 +70,7 @@ struct EdgeMiddleware: RouterMiddleware {
 
         response.headers[.requestID] = context.requestID
         let status = Int(response.status.code)
-        core.metrics.recordRequest(route: route, status: status, decision: record.verdict, seconds: seconds)
+        core.metrics.recordRequest(route: route, status: status, decision: record.verdict, routing: record.decision, seconds: seconds)
         // The access line is built only when it will be written (at warning level and above
         // it is not, and building it is a measurable share of a request's cost).
         if context.logger.logLevel <= .info {

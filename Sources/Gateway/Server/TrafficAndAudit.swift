@@ -223,21 +223,6 @@ extension GatewayCore {
     }
 }
 
-/// `moderation-gateway audit verify PATH…`: checks each chain, prints the report
-/// (text, or JSON with `json`), and returns the report's exit code (0 ok,
-/// 2 only a torn final record, 1 broken).
-public func verifyAuditLogs(paths: [String], json: Bool) -> Int32 {
-    let report = AuditVerifier.verify(paths: paths)
-    if json {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        if let data = try? encoder.encode(report) { print(String(decoding: data, as: UTF8.self)) }
-    } else {
-        print(report.text)
-    }
-    return report.exitCode
-}
-
 /// Process-wide metrics of the traffic, canary and audit parts (they use the
 /// global `MetricsSystem`). `serve` bootstraps it once; `/metrics` appends this
 /// registry after the application's own. Without the bootstrap (tests running

@@ -115,7 +115,8 @@ def decode_lines(out):
     lines = json.loads(out[0].decode("utf-8"))
     assert isinstance(lines, list)
     for line in lines:
-        assert set(line) == {"text", "confidence", "box"}, line
+        assert set(line) == {"text", "confidence", "box", "line"}, line
+        assert isinstance(line["line"], int) and line["line"] >= 0
         assert isinstance(line["text"], str) and line["text"]
         assert 0.0 <= line["confidence"] <= 1.0
         assert np.asarray(line["box"]).shape == (4, 2)

