@@ -377,6 +377,29 @@ import TritonClient
         }
     }
 
+    /// `/metrics` names every refusal reason (`gateway_auth_failures_total{reason}`), which
+    /// tells a prober which part of a forged token was wrong: by default it answers only to a
+    /// token with the `metrics` permission (the scrape token's role), and that permission
+    /// opens nothing else.
+    @Test func metricsAnswerOnlyToTheMetricsPermissionByDefault() async throws {
+        let roles = setup.authSection(extraRoles: "    scraper:\n      permissions: [metrics]\n")
+        try await withApp(overrides: ["auth": roles]) { client in
+            let anonymous = try await client.execute(uri: "/metrics", method: .get)
+            try expectProblem(anonymous, .unauthorized)
+            #expect(!anonymous.text.contains("gateway_auth_failures_total"))
+
+            let moderator = fields([(.authorization, "Bearer \(try setup.token(roles: ["client"]))")])
+            try expectProblem(try await client.execute(uri: "/metrics", method: .get, headers: moderator), .forbidden)
+
+            let scraper = fields([(.authorization, "Bearer \(try setup.token(subject: "prometheus", roles: ["scraper"]))")])
+            let scraped = try await client.execute(uri: "/metrics", method: .get, headers: scraper)
+            #expect(scraped.status == .ok)
+            #expect(scraped.text.contains("gateway_auth_failures_total{reason="))
+            try expectProblem(try await client.execute(uri: "/admin/traffic", method: .get, headers: scraper), .forbidden)
+            try expectProblem(try await client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: scraper), .forbidden)
+        }
+    }
+
     @Test func everyRouteIsInTheOpenAPIDocumentAndBack() async throws {
         let configuration = try setup.configuration(tritonURL: "http://127.0.0.1:9")
         let core = try buildCore(configuration: configuration, parts: GatewayParts(transport: transport), logger: quietLogger())

@@ -23,15 +23,9 @@ struct TestSetup {
         try Data(secret).write(to: directory.appendingPathComponent("dev-secret"))
     }
 
-    /// YAML for a gateway on `port` in front of `tritonURL`; `overrides` is appended
-    /// (top-level sections given there replace the defaults).
-    func yaml(tritonURL: String, port: Int = 0, route model: String = "moderation", overrides: [String: String] = [:]) -> String {
-        var sections: [String: String] = [
-            "listen": "listen:\n  host: 127.0.0.1\n  port: \(port)\n  max_connections_per_peer: 64\n",
-            "triton": "triton:\n  url: \(tritonURL)\n",
-            "timeouts": "timeouts:\n  connect: 1\n  request: 5\n  upstream_deadline: 5\n  shutdown_grace: 2\n",
-            "limits": "limits:\n  max_body_bytes: 65536\n  max_header_bytes: 16384\n  max_image_pixels: 4000000\n  max_concurrent_upstream: 16\n",
-            "auth": """
+    /// The `auth:` section of `yaml`, with `extraRoles` (indented role entries) appended.
+    func authSection(extraRoles: String = "") -> String {
+        """
                 auth:
                   issuers: [test-issuer]
                   audiences: [moderation-gateway]
@@ -49,7 +43,18 @@ struct TestSetup {
                     admin:
                       permissions: [moderate, infer, admin]
 
-                """,
+                """ + extraRoles
+    }
+
+    /// YAML for a gateway on `port` in front of `tritonURL`; `overrides` is appended
+    /// (top-level sections given there replace the defaults).
+    func yaml(tritonURL: String, port: Int = 0, route model: String = "moderation", overrides: [String: String] = [:]) -> String {
+        var sections: [String: String] = [
+            "listen": "listen:\n  host: 127.0.0.1\n  port: \(port)\n  max_connections_per_peer: 64\n",
+            "triton": "triton:\n  url: \(tritonURL)\n",
+            "timeouts": "timeouts:\n  connect: 1\n  request: 5\n  upstream_deadline: 5\n  shutdown_grace: 2\n",
+            "limits": "limits:\n  max_body_bytes: 65536\n  max_header_bytes: 16384\n  max_image_pixels: 4000000\n  max_concurrent_upstream: 16\n",
+            "auth": authSection(),
             "rate_limit": "rate_limit:\n  enabled: true\n  rate_per_second: 1000\n  burst: 1000\n",
             "routes": "routes:\n  default: moderation\n  models:\n    moderation:\n      model: \(model)\n",
             "logging": "logging:\n  level: warning\n  format: json\n",
