@@ -18,6 +18,8 @@ public struct Permission: RawRepresentable, Hashable, Sendable, Codable, CustomS
     public static let infer = Permission("infer")
     /// Repository, shared memory, trace, logging and traffic administration.
     public static let admin = Permission("admin")
+    /// `GET /metrics` (Prometheus' scrape token); opens nothing else.
+    public static let metrics = Permission("metrics")
 }
 
 /// Who is calling, established from a verified token.

@@ -370,7 +370,7 @@ import TritonClient
     @Test func metricsExposeRequestsAndAuthFailures() async throws {
         try await withApp { client in
             _ = try await client.execute(uri: "/v2/models/identity_fp32", method: .get)
-            let metrics = try await client.execute(uri: "/metrics", method: .get)
+            let metrics = try await client.execute(uri: "/metrics", method: .get, headers: fields([(.authorization, "Bearer \(try setup.token(roles: ["admin"]))")]))
             #expect(metrics.status == .ok)
             #expect(metrics.text.contains("gateway_auth_failures_total{reason="))
             #expect(metrics.text.contains(#"gateway_requests_total{route="/v2/models/{model}",status_class="4xx""#))

@@ -41,7 +41,7 @@ struct TestSetup {
                       permissions: [moderate, infer]
                       models: [identity_fp32, identity_bytes, identity_int32, guarded_fp32, guarded_bytes, add_sub, slow, moderation, missing_model]
                     admin:
-                      permissions: [moderate, infer, admin]
+                      permissions: [moderate, infer, admin, metrics]
 
                 """ + extraRoles
     }

@@ -195,8 +195,10 @@ public struct GatewayConfiguration: Codable, Sendable {
 
     public struct Metrics: Codable, Sendable {
         public var enabled: Bool = true
-        /// Whether `/metrics` needs a token with the `admin` permission.
-        public var requireAuth: Bool = false
+        /// Whether `/metrics` needs a token with the `metrics` permission (the default:
+        /// its refusal counters by reason would tell a prober which part of a forged
+        /// token failed).
+        public var requireAuth: Bool = true
         enum CodingKeys: String, CodingKey {
             case enabled
             case requireAuth = "require_auth"
@@ -205,7 +207,7 @@ public struct GatewayConfiguration: Codable, Sendable {
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? true
-            requireAuth = try c.decodeIfPresent(Bool.self, forKey: .requireAuth) ?? false
+            requireAuth = try c.decodeIfPresent(Bool.self, forKey: .requireAuth) ?? true
         }
     }
 
