@@ -166,3 +166,39 @@ enum SampleImages {
         return [UInt8](try Data(contentsOf: url))
     }
 }
+
+/// Keeps every log entry written through `logger(level:)`, for tests of what the
+/// gateway writes to its logs.
+final class CapturedLog: Sendable {
+    struct Entry: Sendable {
+        var level: Logger.Level
+        var message: String
+        var metadata: [String: String]
+    }
+    private let stored = NIOLockedValueBox<[Entry]>([])
+    var entries: [Entry] { stored.withLockedValue { $0 } }
+
+    func logger(level: Logger.Level) -> Logger {
+        var logger = Logger(label: "captured") { _ in Handler(log: self) }
+        logger.logLevel = level
+        return logger
+    }
+
+    private struct Handler: LogHandler {
+        let log: CapturedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(
+            level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
+            file: String, function: String, line: UInt
+        ) {
+            let merged = metadata.merging(explicit ?? [:]) { $1 }
+            let entry = Entry(level: level, message: message.description, metadata: merged.mapValues { "\($0)" })
+            log.stored.withLockedValue { $0.append(entry) }
+        }
+    }
+}
