@@ -78,7 +78,11 @@ struct EdgeMiddleware: RouterMiddleware {
                 "http.method": .string(request.method.rawValue), "http.route": .string(route), "http.status": .stringConvertible(status),
                 "duration.ms": .string(Self.milliseconds(seconds)),
             ]
-            if let subject = record.principal?.subject { metadata["auth.subject"] = .string(subject) }
+            if let subject = record.principal?.subject {
+                // As the audit log writes it: with `audit.subject_mode: hmac` a pseudonym, not the subject.
+                let field = core.auditLog?.subjectField(subject) ?? (name: "subject", value: subject)
+                metadata["auth." + field.name] = .string(field.value)
+            }
             if let problemSlug { metadata["problem"] = .string(problemSlug) }
             if let reason = record.authFailureReason { metadata["auth.failure"] = .string(reason) }
             if let verdict = record.verdict { metadata["moderation.decision"] = .string(verdict) }
