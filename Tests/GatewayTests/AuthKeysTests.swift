@@ -25,7 +25,7 @@ struct AuthKeysTests {
     }
 
     private func write(_ text: String, _ name: String, in directory: URL) throws {
-        try text.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        try writeSecret(Array(text.utf8), to: directory.appendingPathComponent(name))
     }
 
     @Test("the auth section decodes from YAML with snake_case keys and defaults")

@@ -20,7 +20,7 @@ struct TestSetup {
         // secret file, so raw random bytes ending in 0x0A or 0x0D (1 setup in 128) would give
         // the gateway a different secret from the one tokens are minted with here.
         secret = Array(HexEncoding.lowercase((0..<32).map { _ in UInt8.random(in: 0...255) }).utf8)
-        try Data(secret).write(to: directory.appendingPathComponent("dev-secret"))
+        try writeSecret(secret, to: directory.appendingPathComponent("dev-secret"))
     }
 
     /// The `auth:` section of `yaml`, with `extraRoles` (indented role entries) appended.
@@ -75,6 +75,12 @@ struct TestSetup {
         try DevelopmentToken.mint(
             secret: secret, kid: "test", issuer: "test-issuer", audience: "moderation-gateway", subject: subject, roles: roles, ttl: ttl)
     }
+}
+
+/// Writes a secret the way the gateway requires it (``KeyFilePermissions``): owner-only.
+func writeSecret(_ bytes: [UInt8], to url: URL) throws {
+    try Data(bytes).write(to: url)
+    guard chmod(url.path, 0o600) == 0 else { throw CocoaError(.fileWriteNoPermission) }
 }
 
 /// Records what the gateway sends upstream and answers with a scripted reply.

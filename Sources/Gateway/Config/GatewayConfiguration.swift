@@ -411,6 +411,9 @@ extension GatewayConfiguration {
         ] {
             if let file { try check(FileManager.default.isReadableFile(atPath: resolvePath(file).path), key, "file \(file) is not readable") }
         }
+        if let file = triton.tls.privateKeyFile, let problem = KeyFilePermissions.secretProblem(resolvePath(file).path) {
+            throw ConfigurationError(key: "triton.tls.private_key_file", problem)
+        }
         try check((triton.tls.certificateFile == nil) == (triton.tls.privateKeyFile == nil), "triton.tls.private_key_file",
             "certificate_file and private_key_file go together")
         try check(timeouts.connect > 0 && timeouts.connect <= 300, "timeouts.connect", "must be in (0, 300] seconds")
@@ -448,6 +451,9 @@ extension GatewayConfiguration {
             let data = FileManager.default.contents(atPath: resolvePath(keyFile).path)
             try check(data != nil, "audit.key_file", "file \(keyFile) is not readable")
             try check((data?.count ?? 0) >= 32, "audit.key_file", "key must be at least 32 bytes")
+            if let problem = KeyFilePermissions.secretProblem(resolvePath(keyFile).path) {
+                throw ConfigurationError(key: "audit.key_file", problem)
+            }
             if let path = audit.path {
                 // Whoever can write the audit folder must not also hold the key that seals the chain.
                 let folder = resolvePath(path).standardizedFileURL.path + "/"
