@@ -450,6 +450,21 @@ final class StopFlag: @unchecked Sendable {
         #expect(throws: Never.self) { try env.configuration() }
     }
 
+    @Test("an audit key others can read stops the start, naming audit.key_file, its mode and the fix")
+    func auditKeyReadableByOthersIsRefused() throws {
+        let env = try TrafficSetup()
+        try env.writeTraffic(TrafficEndToEndTests.split(50, 50))
+        #expect(chmod(env.auditKeyFile.path, 0o644) == 0)
+        #expect {
+            try env.configuration()
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            return error.key == "audit.key_file" && error.message.contains("0644") && error.message.contains("chmod 600")
+        }
+        #expect(chmod(env.auditKeyFile.path, 0o600) == 0)
+        #expect(throws: Never.self) { try env.configuration() }
+    }
+
     @Test("a traffic file that does not validate stops the start, naming traffic.file and the line")
     func badTrafficFileStopsStart() async throws {
         let env = try TrafficSetup()
