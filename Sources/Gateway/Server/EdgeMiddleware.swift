@@ -57,7 +57,7 @@ struct EdgeMiddleware: RouterMiddleware {
             endpoint: route, decision: record.decision, verdict: record.verdict, reasonCodes: record.reasonCodes,
             status: Int(response.status.code), upstreamStatus: record.upstreamStatus, errorCode: problemSlug,
             latencySeconds: seconds, upstreamLatencySeconds: record.upstreamLatencySeconds, inputBytes: record.inputBytes,
-            contentType: record.contentType, inputHMAC: record.inputHMAC)
+            contentType: record.contentType, inputHMAC: record.inputHMAC, target: record.target)
         do {
             try await core.auditSink.record(event)
         } catch {
