@@ -400,6 +400,34 @@ import TritonClient
         }
     }
 
+    /// What an administrator acted on is in the audit record (the validated path
+    /// parameters), and a model load cannot upload model files (`file:` parameters: code
+    /// Triton would run) unless the operator allows it.
+    @Test func repositoryAndSharedMemoryCallsRecordTheirTargetAndModelFileUploadsAreRefused() async throws {
+        let admin = fields([(.authorization, "Bearer \(try setup.token(subject: "operator", roles: ["admin"]))"), (.contentType, "application/json")])
+        let upload = #"{"parameters": {"config": "{}", "file:1/model.py": "aW1wb3J0IG9z"}}"#
+        try await withApp { client in
+            let load = try await client.execute(uri: "/v2/repository/models/identity_fp32/load", method: .post, headers: admin, body: ByteBuffer(string: "{}"))
+            #expect(load.status == .ok)
+            let unregister = try await client.execute(uri: "/v2/systemsharedmemory/region/input_region/unregister", method: .post, headers: admin)
+            #expect(unregister.status == .ok)
+            let refused = try await client.execute(uri: "/v2/repository/models/evil/load", method: .post, headers: admin, body: ByteBuffer(string: upload))
+            try expectProblem(refused, .forbidden, slug: "model-files-not-allowed")
+        }
+        #expect(transport.requests.map(\.path) == ["/v2/repository/models/identity_fp32/load", "/v2/systemsharedmemory/region/input_region/unregister"],
+                "the upload never reached Triton")
+        let events = audit.events.withLockedValue { $0 }
+        #expect(events.first { $0.endpoint == "/v2/repository/models/{model}/load" && $0.status == 200 }?.target == ["model": "identity_fp32"])
+        #expect(events.first { $0.endpoint.hasPrefix("/v2/systemsharedmemory") }?.target == ["region": "input_region"])
+        #expect(events.first { $0.status == 403 }?.target == ["model": "evil"])
+
+        try await withApp(overrides: ["admin": "admin:\n  allow_model_files: true\n"]) { client in
+            let allowed = try await client.execute(uri: "/v2/repository/models/evil/load", method: .post, headers: admin, body: ByteBuffer(string: upload))
+            #expect(allowed.status == .ok)
+        }
+        #expect(transport.requests.last?.path == "/v2/repository/models/evil/load")
+    }
+
     @Test func everyRouteIsInTheOpenAPIDocumentAndBack() async throws {
         let configuration = try setup.configuration(tritonURL: "http://127.0.0.1:9")
         let core = try buildCore(configuration: configuration, parts: GatewayParts(transport: transport), logger: quietLogger())
