@@ -117,7 +117,9 @@ struct AuditLogTests {
     func recordFields() async throws {
         let directory = try trafficTestDirectory("audit")
         let log = try openAudit(directory, subjectMode: .hmac)
-        try await log.record(event("line\nbreak", subject: "alice"))
+        var withTarget = event("line\nbreak", subject: "alice")
+        withTarget.target = ["model": "identity_fp32", "version": "2"]
+        try await log.record(withTarget)
         #expect(log.hmac(Array("abc".utf8)) == HexEncoding.lowercase(HMAC<SHA256>.authenticationCode(for: Array("abc".utf8), using: auditKey)))
         await log.close()
         let text = try String(contentsOf: try #require(auditFiles(directory).first), encoding: .utf8)
@@ -128,6 +130,7 @@ struct AuditLogTests {
         #expect(object["request_id"] as? String == "line\nbreak")
         #expect(object["instance"] as? String == "gw-1")
         #expect(object["model"] as? String == "moderation" && object["revision"] as? String == "abc123abc123")
+        #expect(object["target"] as? [String: String] == ["model": "identity_fp32", "version": "2"])
         #expect(object["status"] as? Int == 200 && object["input_bytes"] as? Int == 1234)
         #expect(object["prev_hash"] as? String == String(repeating: "0", count: 64))
         #expect(verifyAudit([directory.path]).ok)

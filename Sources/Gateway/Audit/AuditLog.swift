@@ -558,6 +558,7 @@ final class AuditWriter: @unchecked Sendable {
             json.string("issuer", event.issuer)
             json.strings("roles", event.roles)
             json.string("endpoint", event.endpoint)
+            if !event.target.isEmpty { json.value("target", .object(event.target.mapValues { .string($0) })) }
             if let decision = event.decision {
                 json.string("route", decision.route)
                 json.string("variant", decision.variant)

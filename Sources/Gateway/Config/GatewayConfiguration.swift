@@ -17,6 +17,7 @@ public struct GatewayConfiguration: Codable, Sendable {
     public var traffic: Traffic
     public var upstream: UpstreamPolicy
     public var readiness: Readiness
+    public var admin: Admin
     /// This replica's name: in every audit record, audit file names and canary
     /// state entries. Default: `$HOSTNAME` (the pod name in Kubernetes), else `gateway`.
     public var instanceID: String = GatewayConfiguration.defaultInstanceID
@@ -25,7 +26,7 @@ public struct GatewayConfiguration: Codable, Sendable {
     public var baseDirectory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
 
     enum CodingKeys: String, CodingKey {
-        case listen, triton, timeouts, limits, auth, routes, metrics, logging, audit, traffic, upstream, readiness
+        case listen, triton, timeouts, limits, auth, routes, metrics, logging, audit, traffic, upstream, readiness, admin
         case rateLimit = "rate_limit"
         case instanceID = "instance_id"
     }
@@ -45,6 +46,7 @@ public struct GatewayConfiguration: Codable, Sendable {
         traffic = try c.decodeIfPresent(Traffic.self, forKey: .traffic) ?? Traffic()
         upstream = try c.decodeIfPresent(UpstreamPolicy.self, forKey: .upstream) ?? UpstreamPolicy()
         readiness = try c.decodeIfPresent(Readiness.self, forKey: .readiness) ?? Readiness()
+        admin = try c.decodeIfPresent(Admin.self, forKey: .admin) ?? Admin()
         instanceID = try c.decodeIfPresent(String.self, forKey: .instanceID) ?? Self.defaultInstanceID
     }
 
@@ -208,6 +210,22 @@ public struct GatewayConfiguration: Codable, Sendable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? true
             requireAuth = try c.decodeIfPresent(Bool.self, forKey: .requireAuth) ?? true
+        }
+    }
+
+    /// What the admin passthrough to Triton's repository API may do.
+    public struct Admin: Codable, Sendable {
+        /// Whether a model load may carry model files (`file:` parameters): files Triton
+        /// writes into a temporary repository and runs, so a leaked admin token would be
+        /// code execution on Triton. Off unless the operator turns it on.
+        public var allowModelFiles: Bool = false
+        enum CodingKeys: String, CodingKey {
+            case allowModelFiles = "allow_model_files"
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            allowModelFiles = try c.decodeIfPresent(Bool.self, forKey: .allowModelFiles) ?? false
         }
     }
 
