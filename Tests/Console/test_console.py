@@ -90,7 +90,11 @@ def test_console_files_are_public_with_a_strict_policy_and_validators(gateway):
 
 
 def test_a_refused_token_shows_a_clear_message(page, artifacts):
-    sign_in(page, "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.bm90LWEtc2lnbmF0dXJl")
+    # With the keyboard alone: the field, then Tab to the button and Enter.
+    page.focus("#token")
+    page.keyboard.type("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.bm90LWEtc2lnbmF0dXJl")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
     message = page.locator("#signin-error")
     message.wait_for(state="visible")
     assert "refused this token" in message.inner_text()
@@ -102,6 +106,11 @@ def test_moderate_view_shows_decisions_boxes_and_the_matched_span(page, gateway,
     sign_in(page, gateway["client"])
     page.locator("#view-moderate").wait_for(state="visible")
     assert page.locator("#tab-operate").is_hidden(), "a client token sees no operate view"
+    # The token lives in the page's memory only.
+    assert page.evaluate("localStorage.length + sessionStorage.length") == 0 and page.evaluate("document.cookie") == ""
+    # The picker is reachable from the keyboard (the input is hidden visually, not from focus).
+    page.focus("#files")
+    assert page.evaluate("document.activeElement.id") == "files"
     benign = ROOT / "Tests/Fixtures/images/gateway-sample.jpg"
     threat = threat_image(tmp_path / "threat.png")
     page.set_input_files("#files", [str(benign), str(threat)])
