@@ -48,6 +48,36 @@ def moderate(gateway, token, count=1):
     return headers["X-Moderation-Variant"]
 
 
+def astronaut_image(path):
+    # scikit-image's public-domain portrait: the detector finds a face (FACE_FEMALE), a box to draw.
+    from skimage import data
+
+    Image.fromarray(data.astronaut()).save(path, quality=90)
+    return path
+
+
+def card_for(page, name):
+    return page.locator("#results .result").filter(has=page.locator("h3", has_text=name))
+
+
+def drawn_fraction(card, corners):
+    """Share of the canvas pixels inside the bounding box of `corners` (image pixels)
+    that change when the evidence is drawn, and the canvas with the drawing."""
+    canvas = card.locator("canvas")
+    scale = float(canvas.get_attribute("data-scale"))
+    toggle = card.locator("input.show-boxes")
+    toggle.check()
+    drawn = Image.open(io.BytesIO(canvas.screenshot())).convert("RGB")
+    toggle.uncheck()
+    bare = Image.open(io.BytesIO(canvas.screenshot())).convert("RGB")
+    toggle.check()
+    factor = drawn.width / canvas.evaluate("c => c.width")
+    xs, ys = [x * scale * factor for x, _ in corners], [y * scale * factor for _, y in corners]
+    diff = ImageChops.difference(drawn, bare).convert("L").point(lambda v: 255 if v > 24 else 0)
+    region = diff.crop((round(min(xs)), round(min(ys)), round(max(xs)), round(max(ys))))
+    return sum(region.histogram()[255:]) / max(1, region.width * region.height), drawn, diff
+
+
 def wait_for_results(page, count):
     # Locators and expect() only: the console's policy forbids eval, which wait_for_function(str) uses.
     expect(page.locator("#results .result:not(.pending)")).to_have_count(count, timeout=120_000)
@@ -113,13 +143,13 @@ def test_moderate_view_shows_decisions_boxes_and_the_matched_span(page, gateway,
     assert page.evaluate("document.activeElement.id") == "files"
     benign = ROOT / "Tests/Fixtures/images/gateway-sample.jpg"
     threat = threat_image(tmp_path / "threat.png")
-    page.set_input_files("#files", [str(benign), str(threat)])
-    wait_for_results(page, 2)
+    portrait = astronaut_image(tmp_path / "astronaut.jpg")
+    page.set_input_files("#files", [str(benign), str(portrait), str(threat)])
+    wait_for_results(page, 3)
 
-    cards = {page.locator("#results .result").filter(has=page.locator("h3", has_text=name)).get_attribute("data-decision"): name
-             for name in ("gateway-sample.jpg", "threat.png")}
-    assert cards == {"allow": "gateway-sample.jpg", "block": "threat.png"}
-    card = page.locator("#results .result[data-decision=block]")
+    decisions = {name: card_for(page, name).get_attribute("data-decision") for name in ("gateway-sample.jpg", "astronaut.jpg", "threat.png")}
+    assert decisions == {"gateway-sample.jpg": "allow", "astronaut.jpg": "allow", "threat.png": "block"}
+    card = card_for(page, "threat.png")
     assert "ocr/threat" in card.locator(".reasons").inner_text()
     marked = card.locator(".ocr li.matched mark").all_inner_texts()
     assert any("die" in m.lower() for m in marked), marked
@@ -128,28 +158,24 @@ def test_moderate_view_shows_decisions_boxes_and_the_matched_span(page, gateway,
     # The batch table filters by decision.
     page.select_option("#filter", "block")
     assert page.locator("#batch-rows tr:visible").count() == 1
-    assert page.locator("#results .result[data-decision=allow]").is_hidden()
+    assert card_for(page, "gateway-sample.jpg").is_hidden()
     page.select_option("#filter", "all")
 
-    # Pixels: with the boxes drawn, the matched fragment's region differs from the bare image.
-    canvas = card.locator("canvas")
-    scale = float(canvas.get_attribute("data-scale"))
-    with_boxes = Image.open(io.BytesIO(canvas.screenshot())).convert("RGB")
-    card.locator("input.show-boxes").uncheck()
-    bare = Image.open(io.BytesIO(canvas.screenshot())).convert("RGB")
-    card.locator("input.show-boxes").check()
-    box = [float(v) * scale for v in card.locator(".ocr li.matched").first.get_attribute("data-box").split(",")]
-    xs, ys = box[0::2], box[1::2]
-    factor = with_boxes.width / canvas.evaluate("c => c.width")
-    region = tuple(round(v * factor) for v in (min(xs), min(ys), max(xs), max(ys)))
-    diff = ImageChops.difference(with_boxes, bare).convert("L").point(lambda v: 255 if v > 24 else 0)
-    inside = diff.crop(region)
-    changed = sum(inside.histogram()[255:]) / (inside.width * inside.height)
+    # Pixels: with the evidence drawn, the matched fragment's box differs from the bare image...
+    values = [float(v) for v in card.locator(".ocr li.matched").first.get_attribute("data-box").split(",")]
+    changed, drawn, diff = drawn_fraction(card, list(zip(values[0::2], values[1::2])))
     assert changed > 0.2, f"the matched text's box is not drawn ({changed:.3f} of its pixels changed)"
-    # The bottom-right corner holds no text and no box: nothing is drawn there.
+    # ...and the bottom-right corner, with no text and no box, is untouched.
     corner = diff.crop((diff.width - 60, diff.height - 30, diff.width, diff.height))
     assert sum(corner.histogram()[255:]) == 0
-    with_boxes.save(artifacts / "moderate-threat-canvas.png")
+    drawn.save(artifacts / "moderate-threat-canvas.png")
+    # The detector's box over the portrait's face: its outline and label change the pixels along its edge.
+    face = card_for(page, "astronaut.jpg")
+    (x, y, w, h), = [[float(v) for v in b.split(",")] for b in face.locator(".detections li").evaluate_all("ls => ls.map(l => l.dataset.box)")]
+    assert "FACE_FEMALE" in face.locator(".detections").inner_text()
+    edge, drawn, _ = drawn_fraction(face, [(x - 2, y - 2), (x + w + 2, y + 4)])  # the top edge, 6 px high
+    assert edge > 0.5, f"the detector's box is not drawn ({edge:.3f} of its top edge changed)"
+    drawn.save(artifacts / "moderate-face-canvas.png")
     page.screenshot(path=str(artifacts / "moderate.png"), full_page=True)
 
     # The admin API refuses the client token when called directly too.
