@@ -38,7 +38,11 @@ export function setUpModerate() {
 export function submit(files) {
   for (const file of files.filter(Boolean)) {
     const entry = newEntry(file);
-    queue = queue.then(() => moderate(file, entry));
+    // One failure must not stop the images queued after it.
+    queue = queue.then(() => moderate(file, entry)).catch((error) => {
+      entry.card.classList.remove("pending");
+      showFailure(entry.card, entry.row, `The console failed to show this answer: ${error}`);
+    });
   }
 }
 
