@@ -94,6 +94,8 @@ struct Config: AsyncParsableCommand {
                 print("  readiness models: \(c.readinessModels.joined(separator: ", "))")
                 print("  audit \(c.audit.enabled ? "on" : "off"), metrics \(c.metrics.enabled ? "on" : "off"), log \(c.logging.level)/\(c.logging.format)")
                 print("  instance \(c.instanceID); traffic file \(c.traffic.file ?? "none"); audit folder \(c.audit.enabled ? c.audit.path ?? "" : "off")")
+                let console = try c.loadConsole()
+                print("  console \(console == nil ? "off" : "/console/ from \(c.consoleDirectory.path)")")
             } catch {
                 FileHandle.standardError.write(Data("invalid: \(error)\n".utf8))
                 throw ExitCode(2)

@@ -144,6 +144,14 @@ def test_moderates_a_real_image_through_both_containers(deployment):
     assert code == 401, "no token, no moderation"
 
 
+def test_the_image_serves_the_console(deployment):
+    # config/gateway.yaml's console.directory (../console) is /etc/moderation-gateway/console in the image.
+    code, body = status(deployment["url"] + "/console/")
+    assert code == 200 and b"Moderation console" in body
+    code, _ = status(deployment["url"] + "/console/js/app.js")
+    assert code == 200
+
+
 def test_readyz_follows_triton_readiness(deployment):
     url = deployment["url"] + "/readyz"
     assert status(url)[0] == 200

@@ -434,7 +434,10 @@ import TritonClient
         let router = buildRouter(core: core)
         var routerOperations = Set<String>()
         for route in router.routes {
-            let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
+            // `:name` and the console's catch-all `**` are `{name}` and `{asset}` in the document.
+            let path = route.path.description.split(separator: "/").map {
+                $0.hasPrefix(":") ? "{\($0.dropFirst())}" : $0 == "**" ? "{asset}" : String($0)
+            }.joined(separator: "/")
             routerOperations.insert("\(route.method.rawValue.lowercased()) /\(path)")
         }
         let expected = routerOperations

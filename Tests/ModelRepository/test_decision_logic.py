@@ -163,8 +163,44 @@ def test_lines_are_joined_in_reading_order_and_the_span_is_evidence(rules, polic
     assert result.decision == "block"
     (match,) = result.evidence["matches"]
     assert match == {"code": "threat", "action": "block", "span": "i will kill you", "form": "text",
-                     "lines": [0], "confidence": 0.9}
+                     "lines": [0], "fragments": [0, 1], "confidence": 0.9}
     assert result.text == "I will kill you tomorrow\nbye" and result.scores["ocr_lines"] == 2
+
+
+def test_evidence_carries_boxes_in_image_pixels_and_the_thresholds(rules, policy):
+    fragments = [dict(line("hello there"), line=0), dict(line("I will kill you"), line=1)]
+    fragments[1]["box"] = [[10, 200], [400, 200], [400, 250], [10, 250]]
+    detections = [det("FACE_FEMALE", 0.3), dict(det("FEMALE_GENITALIA_EXPOSED", 0.9), box=[40, 50, 60, 70])]
+    result = run(rules, policy, detections=detections, lines=fragments)
+    evidence = result.evidence
+    # Best detection first, boxes as the detector gave them (x, y, width, height).
+    assert evidence["detections"] == [
+        {"label": "FEMALE_GENITALIA_EXPOSED", "score": 0.9, "box": [40, 50, 60, 70]},
+        {"label": "FACE_FEMALE", "score": 0.3, "box": [1, 2, 3, 4]},
+    ]
+    assert [f["text"] for f in evidence["ocr_lines"]] == ["hello there", "I will kill you"]
+    assert evidence["ocr_lines"][1] == {"text": "I will kill you", "confidence": 0.99, "line": 1,
+                                        "box": [[10, 200], [400, 200], [400, 250], [10, 250]]}
+    (match,) = evidence["matches"]
+    # The fragment the span was read from, as an index into ocr_lines: what a viewer highlights.
+    assert match["fragments"] == [1] and evidence["ocr_lines"][match["fragments"][0]]["text"] == "I will kill you"
+    thresholds = evidence["thresholds"]
+    assert thresholds["nsfw_review"] == policy.nsfw_review and thresholds["nsfw_block"] == policy.nsfw_block
+    assert thresholds["detector_block_min"] == policy.detector_block_min
+    assert "FEMALE_GENITALIA_EXPOSED" in thresholds["detector_block_classes"]
+    assert thresholds["text_classifier_review"] == policy.text_review
+    assert thresholds["text_classifier_block"] is None  # 1.01 in the config: blocking by the classifier is off
+    json.dumps(evidence, allow_nan=False)  # what the gateway passes on must be plain JSON
+
+
+def test_evidence_keeps_the_best_detections_and_drops_malformed_boxes(rules, policy):
+    many = [det("FACE_MALE", round(0.2 + i / 1000, 4)) for i in range(rules.MAX_EVIDENCE_DETECTIONS + 20)]
+    evidence = run(rules, policy, detections=many).evidence
+    assert len(evidence["detections"]) == rules.MAX_EVIDENCE_DETECTIONS
+    assert evidence["detections"][0]["score"] == max(d["score"] for d in many)
+    bad = run(rules, policy, detections=[dict(det("FACE_MALE", 0.5), box=[1, 2])],
+              lines=[dict(line("hi"), box="nope")]).evidence
+    assert bad["detections"] == [] and bad["ocr_lines"][0]["box"] is None
 
 
 def test_text_classifier_score_and_ocr_cap(rules, policy):

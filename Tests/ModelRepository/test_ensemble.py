@@ -146,3 +146,23 @@ def test_python_models_publish_custom_metrics(triton_url, triton_client, sample_
         assert family in text, family
     assert 'moderation_refusals_total{prefix="unsupported_format"}' in text
     assert 'code="profanity"' in text
+
+
+def test_evidence_boxes_lie_on_the_text_in_image_pixels(triton_client):
+    # Two lines on a wide page: the threat's fragments lie in the lower half, and
+    # every box is inside the image (pixels of the image as sent, not of a resized copy).
+    image = render(["have a nice day", "I will kill you"], width=1200)
+    result = infer_image(triton_client, "moderation", encode(image, "PNG"), OUTPUTS)
+    assert result.as_numpy("DECISION")[0] == b"block"
+    evidence = json.loads(result.as_numpy("EVIDENCE")[0])
+    lines = evidence["ocr_lines"]
+    assert lines and all(f["box"] is not None for f in lines)
+    for fragment in lines:
+        for x, y in fragment["box"]:
+            assert 0 <= x <= image.width and 0 <= y <= image.height
+    (match,) = [m for m in evidence["matches"] if m["code"] == "threat"]
+    threat_ys = [y for i in match["fragments"] for _, y in lines[i]["box"]]
+    assert min(threat_ys) > image.height / 2 - 20, (match, lines)
+    assert "kill" in " ".join(lines[i]["text"].lower() for i in match["fragments"])
+    assert evidence["thresholds"]["nsfw_block"] >= evidence["thresholds"]["nsfw_review"]
+    assert isinstance(evidence["detections"], list)

@@ -7,7 +7,9 @@ import Hummingbird
 /// state, last reload), `POST /admin/traffic/reload` (reload the traffic file
 /// now: 200 accepted or unchanged, 422 with the problems when refused) and
 /// `GET /admin/audit` (audit writer statistics: records, fsyncs, records per
-/// fsync, fsync latency, last sequence and hash, failure).
+/// fsync, fsync latency, last sequence and hash, failure) and
+/// `GET /admin/activity` (the last minute per variant: request rate, errors,
+/// p50/p95 latency in 5-second slots; refusals by reason).
 struct AdminHandler: Sendable {
     let core: GatewayCore
 
@@ -22,6 +24,10 @@ struct AdminHandler: Sendable {
             guard let traffic = core.traffic else { throw Self.notConfigured("Traffic routing is not configured (traffic.file).") }
             let report = await traffic.watcher.reload(trigger: "admin")
             return try Self.json(report, status: report.problems.isEmpty ? .ok : .unprocessableContent)
+        }
+        router.get("admin/activity") { request, context in
+            try self.start(request, context, template: "/admin/activity")
+            return try Self.json(core.activity.report(), status: .ok)
         }
         router.get("admin/audit") { request, context in
             try self.start(request, context, template: "/admin/audit")

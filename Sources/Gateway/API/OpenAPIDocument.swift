@@ -157,6 +157,7 @@ tags:
   - name: kserve
   - name: admin
   - name: operations
+  - name: console
 paths:
   /healthz:
     get:
@@ -276,7 +277,7 @@ paths:
   /admin/traffic:
     get:
       operationId: adminTraffic
-      summary: Traffic routes: revision, weights in force, canary and mirror state, last reload
+      summary: 'Traffic routes: revision, weights in force, canary and mirror state, last reload'
       tags: [admin]
       security:
         - bearer: []
@@ -328,10 +329,79 @@ paths:
           $ref: '#/components/responses/Problem'
         '429':
           $ref: '#/components/responses/Problem'
+  /admin/activity:
+    get:
+      operationId: adminActivity
+      summary: The last minute per traffic variant (request rate, server errors, p50/p95 latency in 5-second slots) and refusals by reason
+      tags: [admin]
+      security:
+        - bearer: []
+      x-permission: admin
+      parameters:
+        - $ref: '#/components/parameters/RequestId'
+        - $ref: '#/components/parameters/Traceparent'
+      responses:
+        '200':
+          description: JSON report
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Activity'}
+        '401':
+          $ref: '#/components/responses/Problem'
+        '403':
+          $ref: '#/components/responses/Problem'
+        '429':
+          $ref: '#/components/responses/Problem'
+  /console:
+    get:
+      operationId: consoleRedirect
+      summary: The console's page (index.html) at /console/; /console without the slash redirects there
+      tags: [console]
+      security: []
+      parameters:
+        - $ref: '#/components/parameters/RequestId'
+        - $ref: '#/components/parameters/Traceparent'
+      responses:
+        '200':
+          description: index.html (at /console/), with the same headers as /console/{asset}
+        '304':
+          description: Not modified (If-None-Match matched the ETag)
+        '308':
+          description: Location /console/
+  /console/{asset}:
+    parameters:
+      - name: asset
+        in: path
+        required: true
+        description: >-
+          A file of the console's bundle (console.directory, read at start), by its path relative to
+          that folder; empty for index.html. Only files found at start are served.
+        schema: {type: string}
+    get:
+      operationId: consoleAsset
+      summary: The web console's static files (public; all data comes from the API above, with the user's token)
+      tags: [console]
+      security: []
+      parameters:
+        - $ref: '#/components/parameters/RequestId'
+        - $ref: '#/components/parameters/Traceparent'
+        - name: If-None-Match
+          in: header
+          required: false
+          schema: {type: string}
+      responses:
+        '200':
+          description: >-
+            The file, with ETag, Cache-Control no-cache and a strict Content-Security-Policy
+            (same-origin scripts, styles and calls; no inline script or style).
+        '304':
+          description: Not modified (If-None-Match matched the ETag)
+        '404':
+          $ref: '#/components/responses/Problem'
   /admin/audit:
     get:
       operationId: adminAudit
-      summary: Audit writer statistics: records, fsyncs, records per fsync, fsync latency, failure
+      summary: 'Audit writer statistics: records, fsyncs, records per fsync, fsync latency, last sequence and anchor, failure'
       tags: [admin]
       security:
         - bearer: []
@@ -436,7 +506,46 @@ components:
                   span: {type: string, description: The matched text in its canonical form}
                   form: {type: string, enum: [text, compact]}
                   lines: {type: array, items: {type: integer}}
+                  fragments: {type: array, items: {type: integer}, description: 'Indices into ocr_lines of the fragments the span was read from'}
                   confidence: {type: number, description: Lowest OCR confidence of the matched fragments}
+            thresholds:
+              type: object
+              description: The policy the reasons were judged against; null where that action is off.
+              properties:
+                nsfw_review: {type: number}
+                nsfw_block: {type: number}
+                detector_review_min: {type: number}
+                detector_block_min: {type: number}
+                detector_review_classes: {type: array, items: {type: string}}
+                detector_block_classes: {type: array, items: {type: string}}
+                ocr_min_confidence: {type: number}
+                text_classifier_review: {type: [number, 'null']}
+                text_classifier_block: {type: [number, 'null']}
+            detections:
+              type: array
+              description: >-
+                The detector's boxes, best first (at most 50), in pixels of the image as sent after its EXIF
+                orientation: x and y of the top-left corner, width, height.
+              items:
+                type: object
+                properties:
+                  label: {type: string}
+                  score: {type: number}
+                  box: {type: array, items: {type: number}, minItems: 4, maxItems: 4}
+            ocr_lines:
+              type: array
+              description: >-
+                The recognised text fragments in reading order, with their boxes as four [x, y] corners
+                (clockwise from top-left) in pixels of the image as sent; box is null when unknown.
+              items:
+                type: object
+                properties:
+                  text: {type: string}
+                  confidence: {type: number}
+                  line: {type: integer, description: The reading line it belongs to}
+                  box:
+                    type: [array, 'null']
+                    items: {type: array, items: {type: number}, minItems: 2, maxItems: 2}
             orientation: {type: integer, enum: [0, 90, 180, 270], description: Degrees the image was turned to read it}
             text_classifier:
               type: object
@@ -461,11 +570,48 @@ components:
             variant: {type: string}
             name: {type: string}
             version: {type: [string, 'null']}
+            revision: {type: string, description: 'Traffic file revision (first 12 hex digits); empty when not routed by it'}
         timing_ms:
           type: object
           properties:
             total: {type: number}
             upstream: {type: number}
+    Activity:
+      type: object
+      properties:
+        windowSeconds: {type: integer}
+        slotSeconds: {type: integer}
+        at: {type: string, format: date-time}
+        variants:
+          type: array
+          items:
+            type: object
+            properties:
+              route: {type: string}
+              variant: {type: string}
+              requests: {type: integer}
+              serverErrors: {type: integer}
+              ratePerSecond: {type: number}
+              p50Ms: {type: [number, 'null']}
+              p95Ms: {type: [number, 'null']}
+              series:
+                type: array
+                description: One point per slot, oldest first
+                items:
+                  type: object
+                  properties:
+                    start: {type: string, format: date-time}
+                    requests: {type: integer}
+                    serverErrors: {type: integer}
+                    p95Ms: {type: [number, 'null']}
+        refusals:
+          type: array
+          description: Refusals in the window by problem type (and auth failure reason after a colon), most frequent first
+          items:
+            type: object
+            properties:
+              reason: {type: string}
+              count: {type: integer}
     InferRequest:
       type: object
       required: [inputs]

@@ -34,6 +34,12 @@ public struct LatencyHistogram: Sendable, Equatable {
         total += 1
     }
 
+    /// Adds another histogram's counts (slots of a window into the whole window).
+    public mutating func merge(_ other: LatencyHistogram) {
+        for index in counts.indices { counts[index] += other.counts[index] }
+        total += other.total
+    }
+
     /// Upper bound of the bucket holding the `q` quantile; `nil` when empty.
     public func quantile(_ q: Double) -> Double? {
         guard total > 0 else { return nil }

@@ -18,6 +18,7 @@ public struct GatewayConfiguration: Codable, Sendable {
     public var upstream: UpstreamPolicy
     public var readiness: Readiness
     public var admin: Admin
+    public var console: Console
     /// This replica's name: in every audit record, audit file names and canary
     /// state entries. Default: `$HOSTNAME` (the pod name in Kubernetes), else `gateway`.
     public var instanceID: String = GatewayConfiguration.defaultInstanceID
@@ -26,7 +27,7 @@ public struct GatewayConfiguration: Codable, Sendable {
     public var baseDirectory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
 
     enum CodingKeys: String, CodingKey {
-        case listen, triton, timeouts, limits, auth, routes, metrics, logging, audit, traffic, upstream, readiness, admin
+        case listen, triton, timeouts, limits, auth, routes, metrics, logging, audit, traffic, upstream, readiness, admin, console
         case rateLimit = "rate_limit"
         case instanceID = "instance_id"
     }
@@ -47,6 +48,7 @@ public struct GatewayConfiguration: Codable, Sendable {
         upstream = try c.decodeIfPresent(UpstreamPolicy.self, forKey: .upstream) ?? UpstreamPolicy()
         readiness = try c.decodeIfPresent(Readiness.self, forKey: .readiness) ?? Readiness()
         admin = try c.decodeIfPresent(Admin.self, forKey: .admin) ?? Admin()
+        console = try c.decodeIfPresent(Console.self, forKey: .console) ?? Console()
         instanceID = try c.decodeIfPresent(String.self, forKey: .instanceID) ?? Self.defaultInstanceID
     }
 
@@ -335,6 +337,41 @@ public struct GatewayConfiguration: Codable, Sendable {
         }
     }
 
+    public struct Console: Codable, Sendable {
+        /// Whether `/console/` serves the web console.
+        public var enabled: Bool = true
+        /// Folder of the console's files. Unset: `../console` against the configuration's
+        /// folder (the repository's `console/` beside `config/`; in the gateway image,
+        /// `/etc/moderation-gateway/console` beside `/etc/moderation-gateway/config`),
+        /// and the console is off when that folder is missing. Set: it must hold the console.
+        public var directory: String?
+        static let defaultDirectory = "../console"
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? true
+            directory = try c.decodeIfPresent(String.self, forKey: .directory)
+        }
+    }
+
+    /// The folder the console is read from (`console.directory` or its default), resolved.
+    public var consoleDirectory: URL {
+        resolvePath(console.directory ?? Console.defaultDirectory).standardizedFileURL
+    }
+
+    /// The console's files as `console` asks: `nil` when it is off, or when the
+    /// default folder is missing; throws naming `console.directory` when a folder
+    /// that was set cannot be served.
+    public func loadConsole() throws -> ConsoleBundle? {
+        guard console.enabled else { return nil }
+        do {
+            return try ConsoleBundle.load(directory: consoleDirectory)
+        } catch let error as ConsoleBundle.LoadError {
+            if console.directory == nil { return nil }
+            throw ConfigurationError(key: "console.directory", error.description)
+        }
+    }
+
     /// Models `/readyz` checks.
     public var readinessModels: [String] {
         readiness.models ?? Array(Set(routes.models.values.map(\.model))).sorted()
@@ -483,6 +520,7 @@ extension GatewayConfiguration {
             try check(FileManager.default.isReadableFile(atPath: resolvePath(file).path), "traffic.file", "file \(file) is not readable")
         }
         try validateTrafficAndAudit()
+        _ = try loadConsole()
         try check(upstream.circuitFailureThreshold >= 1, "upstream.circuit_failure_threshold", "must be at least 1")
         try check(upstream.circuitOpenSeconds > 0, "upstream.circuit_open_seconds", "must be positive")
         try check(upstream.retryBudgetRatio >= 0 && upstream.retryBudgetRatio <= 1, "upstream.retry_budget_ratio", "must be in [0, 1]")

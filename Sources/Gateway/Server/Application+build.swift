@@ -39,6 +39,7 @@ public func buildRouter(core: GatewayCore) -> Router<GatewayRequestContext> {
     router.post("v1/moderate") { request, context in try await moderation.handle(request, context: context) }
     KServeHandler(core: core).register(on: router)
     AdminHandler(core: core).register(on: router)
+    ConsoleHandler(bundle: core.console).register(on: router)
     return router
 }
 
@@ -70,7 +71,7 @@ public func buildCore(configuration: GatewayConfiguration, parts: GatewayParts =
         configuration: configuration, authenticator: authenticator,
         resolver: parts.resolver ?? StaticVariantResolver(routes: configuration.routes),
         auditSink: parts.auditSink ?? DiscardingAuditSink(), transport: transport, metrics: GatewayMetrics(), logger: logger,
-        traffic: parts.traffic, auditLog: parts.auditLog)
+        traffic: parts.traffic, auditLog: parts.auditLog, console: try configuration.loadConsole())
 }
 
 /// The gateway application: HTTP server plus its background services (readiness

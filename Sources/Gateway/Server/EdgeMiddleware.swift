@@ -71,6 +71,12 @@ struct EdgeMiddleware: RouterMiddleware {
         response.headers[.requestID] = context.requestID
         let status = Int(response.status.code)
         core.metrics.recordRequest(route: route, status: status, decision: record.verdict, routing: record.decision, seconds: seconds)
+        if let problemSlug {
+            core.activity.recordRefusal(slug: problemSlug, authReason: record.authFailureReason)
+        }
+        if let routing = record.decision, problemSlug == nil || status >= 500 {
+            core.activity.recordRouted(route: routing.route, variant: routing.variant, status: status, seconds: seconds)
+        }
         // The access line is built only when it will be written (at warning level and above
         // it is not, and building it is a measurable share of a request's cost).
         if context.logger.logLevel <= .info {

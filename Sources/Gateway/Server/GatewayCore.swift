@@ -17,12 +17,17 @@ public final class GatewayCore: Sendable {
     public let traffic: TrafficRuntime?
     /// The audit log when `audit.enabled` (for the admin API).
     public let auditLog: AuditLog?
+    /// The last minute of traffic per variant and refusals by reason (for the admin API).
+    public let activity = LiveActivity()
+    /// The web console's files when `console.enabled` and the folder was found.
+    public let console: ConsoleBundle?
 
     init(
         configuration: GatewayConfiguration, authenticator: JWTAuthenticator, resolver: any VariantResolver,
         auditSink: any AuditSink, transport: any TritonTransport, metrics: GatewayMetrics, logger: Logger,
-        traffic: TrafficRuntime? = nil, auditLog: AuditLog? = nil
+        traffic: TrafficRuntime? = nil, auditLog: AuditLog? = nil, console: ConsoleBundle? = nil
     ) throws {
+        self.console = console
         self.traffic = traffic
         self.auditLog = auditLog
         self.configuration = configuration

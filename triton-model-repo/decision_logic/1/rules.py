@@ -238,6 +238,21 @@ class Policy:
         if overlap:
             raise PolicyError(f"classes both block and review: {sorted(overlap)}")
 
+    def thresholds(self) -> dict:
+        """The numbers a reason is judged against, for the evidence (a text
+        classifier threshold above 1.0 means that action is off: null)."""
+        return {
+            "nsfw_review": self.nsfw_review,
+            "nsfw_block": self.nsfw_block,
+            "detector_review_min": self.detector_review_min,
+            "detector_block_min": self.detector_block_min,
+            "detector_review_classes": sorted(self.detector_review),
+            "detector_block_classes": sorted(self.detector_block),
+            "ocr_min_confidence": self.ocr_min_confidence,
+            "text_classifier_review": self.text_review if self.text_review <= 1.0 else None,
+            "text_classifier_block": self.text_block if self.text_block <= 1.0 else None,
+        }
+
     @staticmethod
     def from_parameters(parameters: dict, model_dir: Path) -> "Policy":
         def value(key, default):
@@ -391,6 +406,35 @@ def parse_ocr_info(payload) -> dict:
     return info
 
 
+# At most this many detector boxes go into the evidence (the best ones): a
+# crowded picture must not make the answer large.
+MAX_EVIDENCE_DETECTIONS = 50
+
+
+def _drawable_detections(detections) -> list:
+    """Detector boxes for drawing: {label, score, box: [x, y, w, h]} in image pixels, best first."""
+    best = sorted(detections, key=lambda item: -item["score"])[:MAX_EVIDENCE_DETECTIONS]
+    return [{"label": item["label"], "score": round(item["score"], 6), "box": item["box"]}
+            for item in best if _is_box(item.get("box"), 4)]
+
+
+def _drawable_lines(ocr_lines) -> list:
+    """OCR fragments for drawing, in the order ``matches[].fragments`` indexes:
+    {text, confidence, line, box: four [x, y] corners in image pixels}."""
+    drawable = []
+    for index, item in enumerate(ocr_lines):
+        box = item.get("box")
+        corners = box if isinstance(box, list) and len(box) == 4 and all(_is_box(p, 2) for p in box) else None
+        drawable.append({"text": item["text"], "confidence": round(item["confidence"], 6),
+                         "line": int(item.get("line", index)), "box": corners})
+    return drawable
+
+
+def _is_box(value, size) -> bool:
+    return (isinstance(value, list) and len(value) == size
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
+
+
 def decide(nsfw_probs, detections, ocr_lines, policy: Policy, ocr_info=None, text_score=None) -> Decision:
     """Apply every rule; the decision is the most severe action among the reasons.
 
@@ -456,7 +500,7 @@ def decide(nsfw_probs, detections, ocr_lines, policy: Policy, ocr_info=None, tex
         lines = sorted({int(ocr_lines[i].get("line", i)) for i in owners})
         add(action, "ocr", rule.code, detail, confidence, span=span, form=form, lines=lines)
         matches.append({"code": rule.code, "action": action, "span": span, "form": form,
-                        "lines": lines, "confidence": round(confidence, 6)})
+                        "lines": lines, "fragments": owners, "confidence": round(confidence, 6)})
 
     if text_score is not None:
         if text_score >= policy.text_block:
@@ -489,6 +533,9 @@ def decide(nsfw_probs, detections, ocr_lines, policy: Policy, ocr_info=None, tex
     }
     evidence = {
         "matches": matches,
+        "thresholds": policy.thresholds(),
+        "detections": _drawable_detections(detections),
+        "ocr_lines": _drawable_lines(ocr_lines),
         "orientation": int(info.get("orientation", 0) or 0),
         "text_classifier": {
             "score": scores["text_classifier"],
