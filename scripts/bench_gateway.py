@@ -28,6 +28,13 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
 
 
+def write_secret(path, data):
+    """Owner-only, as the gateway requires of secret files."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
 def wait_http(url, seconds):
     end = time.time() + seconds
     while time.time() < end:
@@ -144,8 +151,7 @@ def audited_run(results, work, base_config, gateway_bin, perf_analyzer, seconds)
       - {name: baseline, model: identity_fp32, weight: 95}
       - {name: candidate, model: identity_fp32_batched, weight: 5}
 """)
-    with open(os.path.join(work, "audit-key"), "wb") as f:
-        f.write(os.urandom(32))
+    write_secret(os.path.join(work, "audit-key"), os.urandom(32))
     config = os.path.join(work, "gateway-audited.yaml")
     with open(base_config) as f:
         text = f.read()
@@ -246,9 +252,7 @@ def main():
     binpath = run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=root).stdout.strip()
     gateway_bin = os.path.join(binpath, "moderation-gateway")
 
-    secret = os.path.join(work, "dev-secret")
-    with open(secret, "wb") as f:
-        f.write(os.urandom(48))
+    write_secret(os.path.join(work, "dev-secret"), os.urandom(48))
     config = os.path.join(work, "gateway.yaml")
     with open(config, "w") as f:
         f.write(f"""listen: {{host: 127.0.0.1, port: {GATEWAY_PORT}}}

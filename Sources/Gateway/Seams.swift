@@ -18,6 +18,8 @@ public struct Permission: RawRepresentable, Hashable, Sendable, Codable, CustomS
     public static let infer = Permission("infer")
     /// Repository, shared memory, trace, logging and traffic administration.
     public static let admin = Permission("admin")
+    /// `GET /metrics` (Prometheus' scrape token); opens nothing else.
+    public static let metrics = Permission("metrics")
 }
 
 /// Who is calling, established from a verified token.
@@ -112,13 +114,16 @@ public struct AuditEvent: Sendable {
     public var contentType: String?
     /// HMAC-SHA-256 of the input bytes with the audit key, hex; `nil` when no body.
     public var inputHMAC: String?
+    /// What the call acts on: its validated path parameters (`model`, `version`,
+    /// `region`), e.g. the model an administrator loaded.
+    public var target: [String: String]
 
     public init(
         requestID: String, traceID: String? = nil, receivedAt: Date, subject: String? = nil,
         issuer: String? = nil, roles: [String] = [], endpoint: String, decision: RouteDecision? = nil,
         verdict: String? = nil, reasonCodes: [String] = [], status: Int, upstreamStatus: Int? = nil,
         errorCode: String? = nil, latencySeconds: Double, upstreamLatencySeconds: Double? = nil,
-        inputBytes: Int = 0, contentType: String? = nil, inputHMAC: String? = nil
+        inputBytes: Int = 0, contentType: String? = nil, inputHMAC: String? = nil, target: [String: String] = [:]
     ) {
         self.requestID = requestID
         self.traceID = traceID
@@ -138,6 +143,7 @@ public struct AuditEvent: Sendable {
         self.inputBytes = inputBytes
         self.contentType = contentType
         self.inputHMAC = inputHMAC
+        self.target = target
     }
 }
 

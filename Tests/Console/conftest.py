@@ -46,6 +46,8 @@ def gateway(tmp_path_factory):
     base = tmp_path_factory.mktemp("console-gateway")
     (base / "dev-secret").write_text(os.urandom(32).hex())
     (base / "audit-key").write_bytes(os.urandom(48))
+    for secret in ("dev-secret", "audit-key"):
+        (base / secret).chmod(0o600)  # the gateway refuses secrets others can read
     # The operators' file, with canary windows of 2 s that one request can fill, so
     # the operate view has judged windows to show within the test's time.
     traffic = base / "traffic.yaml"

@@ -88,16 +88,23 @@ def deployment():
     config.pop("traffic", None)
     (config_dir / "gateway.yaml").write_text(yaml.safe_dump(config))
     # The gateway runs as 10001 and only reads the mounts; it writes the audit folder.
-    for path in (config_dir, keys_dir, *config_dir.iterdir(), *keys_dir.iterdir()):
+    # Secrets are owner-only (the gateway refuses others-readable ones), so they belong
+    # to the gateway's uid; without the right to chown, the container runs as our uid.
+    for path in (config_dir, keys_dir, *config_dir.iterdir()):
         path.chmod(0o755 if path.is_dir() else 0o644)
+    user = []
     try:
-        os.chown(audit_dir, 10001, 10001)
+        for path in (audit_dir, *keys_dir.iterdir()):
+            os.chown(path, 10001, 10001)
     except PermissionError:
         audit_dir.chmod(0o777)
+        user = ["--user", f"{os.getuid()}:{os.getgid()}"]
+    for path in keys_dir.iterdir():
+        path.chmod(0o600)
     mounts = ["--volume", f"{config_dir}:/etc/moderation-gateway/config:ro",
               "--volume", f"{keys_dir}:/etc/moderation-gateway/keys:ro",
               "--volume", f"{audit_dir}:/var/lib/moderation/audit"]
-    run = [DOCKER, "run", "--network", "host", "--read-only", "--tmpfs", "/tmp", *mounts]
+    run = [DOCKER, "run", "--network", "host", "--read-only", "--tmpfs", "/tmp", *user, *mounts]
 
     token = subprocess.run([*run, "--rm", GATEWAY_IMAGE, "token", "--config", "/etc/moderation-gateway/config/gateway.yaml"],
                            check=True, capture_output=True, text=True).stdout.strip()

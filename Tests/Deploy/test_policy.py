@@ -215,6 +215,8 @@ def test_metrics_need_a_token_and_servicemonitor_presents_one(rendered):
         objs = rendered[scenario]
         config = yaml.safe_load(find(objs, "ConfigMap", GATEWAY)[0]["data"]["gateway.yaml"])
         assert config["metrics"]["require_auth"] is True
+        # The scrape token's role opens /metrics and nothing else.
+        assert config["auth"]["roles"]["metrics"]["permissions"] == ["metrics"], scenario
         endpoint = find(objs, "ServiceMonitor", GATEWAY)[0]["spec"]["endpoints"][0]
         assert endpoint["authorization"]["type"] == "Bearer"
         assert endpoint["authorization"]["credentials"]["name"] == "moderation-metrics-token"

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Logging
+import HummingbirdTesting
 import Testing
 
 @testable import Gateway
@@ -116,7 +117,9 @@ struct AuditLogTests {
     func recordFields() async throws {
         let directory = try trafficTestDirectory("audit")
         let log = try openAudit(directory, subjectMode: .hmac)
-        try await log.record(event("line\nbreak", subject: "alice"))
+        var withTarget = event("line\nbreak", subject: "alice")
+        withTarget.target = ["model": "identity_fp32", "version": "2"]
+        try await log.record(withTarget)
         #expect(log.hmac(Array("abc".utf8)) == HexEncoding.lowercase(HMAC<SHA256>.authenticationCode(for: Array("abc".utf8), using: auditKey)))
         await log.close()
         let text = try String(contentsOf: try #require(auditFiles(directory).first), encoding: .utf8)
@@ -127,9 +130,36 @@ struct AuditLogTests {
         #expect(object["request_id"] as? String == "line\nbreak")
         #expect(object["instance"] as? String == "gw-1")
         #expect(object["model"] as? String == "moderation" && object["revision"] as? String == "abc123abc123")
+        #expect(object["target"] as? [String: String] == ["model": "identity_fp32", "version": "2"])
         #expect(object["status"] as? Int == 200 && object["input_bytes"] as? Int == 1234)
         #expect(object["prev_hash"] as? String == String(repeating: "0", count: 64))
         #expect(verifyAudit([directory.path]).ok)
+    }
+
+    @Test("the access log names the caller as the audit log does: under subject_mode hmac the same keyed hash, never the subject")
+    func accessLogFollowsTheSubjectMode() async throws {
+        let setup = try TestSetup()
+        let directory = try trafficTestDirectory("audit")
+        let log = try openAudit(directory, subjectMode: .hmac)
+        var parts = GatewayParts(auditSink: log, transport: RecordingTransport())
+        parts.auditLog = log
+        let captured = CapturedLog()
+        let configuration = try setup.configuration(tritonURL: "http://127.0.0.1:9", overrides: ["logging": "logging:\n  level: info\n"])
+        let app = try buildApplication(configuration: configuration, parts: parts, logger: captured.logger(level: .info))
+        try await app.test(.router) { client in
+            let token = try setup.token(subject: "alice@example.com")
+            let response = try await client.execute(
+                uri: "/v2/models/identity_fp32", method: .get, headers: fields([(.authorization, "Bearer \(token)")]))
+            #expect(response.status == .ok)
+        }
+        await log.close()
+        let pseudonym = HexEncoding.lowercase(HMAC<SHA256>.authenticationCode(for: Array("alice@example.com".utf8), using: auditKey))
+        let access = try #require(captured.entries.first { $0.message == "request" && $0.metadata["http.route"] == "/v2/models/{model}" })
+        #expect(access.metadata["auth.subject"] == nil)
+        #expect(access.metadata["auth.subject_hmac"] == pseudonym)
+        #expect(!captured.entries.contains { $0.metadata.values.contains { $0.contains("alice@example.com") } })
+        let record = try #require(try auditLines(directory).first { $0["type"] as? String == "request" })
+        #expect(record["subject_hmac"] as? String == pseudonym, "both logs can be joined on the pseudonym")
     }
 
     @Test("an edited, a deleted and a reordered line are each reported at the right place")

@@ -25,7 +25,7 @@ struct AuthKeysTests {
     }
 
     private func write(_ text: String, _ name: String, in directory: URL) throws {
-        try text.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        try writeSecret(Array(text.utf8), to: directory.appendingPathComponent(name))
     }
 
     @Test("the auth section decodes from YAML with snake_case keys and defaults")
@@ -109,6 +109,48 @@ struct AuthKeysTests {
         try write(String(repeating: "s", count: 32) + "\n", "exact", in: directory)
         #expect(loadError([KeyConfiguration(kid: "dev", algorithm: .hs256, secretFile: "exact")], in: directory) == nil)
         #expect(loadError([KeyConfiguration(kid: "dev", algorithm: .hs256, secretFile: "missing")], in: directory)?.path == "auth.keys[0].secret_file")
+    }
+
+    @Test("a secret file others can read, or a key file others can write, is refused at load with the mode and the fix")
+    func keyFilePermissions() throws {
+        let directory = try AuthFixture.makeTemporaryDirectory()
+        let secret = directory.appendingPathComponent("dev.secret")
+        try Data((String(repeating: "s", count: 40) + "\n").utf8).write(to: secret)
+        func setMode(_ url: URL, _ mode: mode_t, owner: uid_t = getuid()) throws {
+            #expect(chown(url.path, owner, getgid()) == 0)
+            #expect(chmod(url.path, mode) == 0)
+        }
+        let hs256 = [KeyConfiguration(kid: "dev", algorithm: .hs256, secretFile: "dev.secret")]
+        for mode: mode_t in [0o644, 0o604, 0o660, 0o620] {
+            try setMode(secret, mode)
+            let error = loadError(hs256, in: directory)
+            #expect(error?.path == "auth.keys[0].secret_file", "mode \(String(mode, radix: 8))")
+            #expect(error?.message.contains("0\(String(mode, radix: 8))") == true)
+            #expect(error?.message.contains("chmod 600") == true)
+        }
+        try setMode(secret, 0o600)
+        #expect(loadError(hs256, in: directory) == nil)
+        try setMode(secret, 0o400)
+        #expect(loadError(hs256, in: directory) == nil)
+        // Kubernetes mounts secrets root-owned with the pod's fsGroup as group (defaultMode
+        // 0440): group-readable is accepted when root owns the file, not otherwise.
+        try setMode(secret, 0o440, owner: 0)
+        #expect(loadError(hs256, in: directory) == nil)
+        try setMode(secret, 0o640, owner: 65534)
+        #expect(loadError(hs256, in: directory)?.path == "auth.keys[0].secret_file")
+
+        // A public key is not secret, but whoever can write it can swap in their own key.
+        let pem = directory.appendingPathComponent("ec.pub")
+        try fixture.ecKey.publicKey.pemRepresentation.write(to: pem, atomically: true, encoding: .utf8)
+        let es256 = [KeyConfiguration(kid: "ec", algorithm: .es256, pemFile: "ec.pub")]
+        try setMode(pem, 0o644)
+        #expect(loadError(es256, in: directory) == nil)
+        for mode: mode_t in [0o664, 0o646] {
+            try setMode(pem, mode)
+            let error = loadError(es256, in: directory)
+            #expect(error?.path == "auth.keys[0].pem_file", "mode \(String(mode, radix: 8))")
+            #expect(error?.message.contains("chmod 644") == true)
+        }
     }
 
     @Test("PEM files must hold a public key of the pinned type")

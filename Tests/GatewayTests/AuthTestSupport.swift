@@ -61,7 +61,7 @@ final class AuthFixture: Sendable {
         try jwks.write(to: directory.appendingPathComponent("jwks.json"), atomically: true, encoding: .utf8)
 
         secret = Array("development-secret-0123456789-abcdef".utf8)
-        try Data(secret + [UInt8(ascii: "\n")]).write(to: directory.appendingPathComponent("dev.secret"))
+        try writeSecret(secret + [UInt8(ascii: "\n")], to: directory.appendingPathComponent("dev.secret"))
 
         configuration = AuthFixture.configuration()
         authenticator = try JWTAuthenticator(configuration: configuration, baseDirectory: directory)

@@ -117,7 +117,7 @@ struct EndToEndTests {
                 let response = try await client.execute(uri: row.uri, method: row.method, headers: fields(row.headers), body: ByteBuffer(bytes: row.body))
                 try expectProblem(response, row.status, row.name)
             }
-            let metrics = try await client.execute(uri: "/metrics", method: .get)
+            let metrics = try await client.execute(uri: "/metrics", method: .get, headers: fields([(.authorization, "Bearer \(try setup.token(roles: ["admin"]))")]))
             #expect(metrics.text.contains("gateway_requests_total{route=\"/v1/moderate\",status_class=\"4xx\""))
         }
         #expect(try await inferenceCount(tritonURL, model: "guarded_fp32") == before)
@@ -177,7 +177,7 @@ struct EndToEndTests {
             #expect(accepted.status == .ok)
             let admin = try await client.execute(uri: "/v2/repository/index", method: .post, headers: fields([(.authorization, "Bearer \(valid)")]))
             try expectProblem(admin, .forbidden, "wrong role")
-            let metrics = try await client.execute(uri: "/metrics", method: .get)
+            let metrics = try await client.execute(uri: "/metrics", method: .get, headers: fields([(.authorization, "Bearer \(try setup.token(roles: ["admin"]))")]))
             #expect(metrics.text.contains("gateway_auth_failures_total{reason=\"expired\"}"))
         }
         #expect(try await inferenceCount(tritonURL, model: "guarded_fp32") == before + 1)

@@ -370,11 +370,62 @@ import TritonClient
     @Test func metricsExposeRequestsAndAuthFailures() async throws {
         try await withApp { client in
             _ = try await client.execute(uri: "/v2/models/identity_fp32", method: .get)
-            let metrics = try await client.execute(uri: "/metrics", method: .get)
+            let metrics = try await client.execute(uri: "/metrics", method: .get, headers: fields([(.authorization, "Bearer \(try setup.token(roles: ["admin"]))")]))
             #expect(metrics.status == .ok)
             #expect(metrics.text.contains("gateway_auth_failures_total{reason="))
             #expect(metrics.text.contains(#"gateway_requests_total{route="/v2/models/{model}",status_class="4xx""#))
         }
+    }
+
+    /// `/metrics` names every refusal reason (`gateway_auth_failures_total{reason}`), which
+    /// tells a prober which part of a forged token was wrong: by default it answers only to a
+    /// token with the `metrics` permission (the scrape token's role), and that permission
+    /// opens nothing else.
+    @Test func metricsAnswerOnlyToTheMetricsPermissionByDefault() async throws {
+        let roles = setup.authSection(extraRoles: "    scraper:\n      permissions: [metrics]\n")
+        try await withApp(overrides: ["auth": roles]) { client in
+            let anonymous = try await client.execute(uri: "/metrics", method: .get)
+            try expectProblem(anonymous, .unauthorized)
+            #expect(!anonymous.text.contains("gateway_auth_failures_total"))
+
+            let moderator = fields([(.authorization, "Bearer \(try setup.token(roles: ["client"]))")])
+            try expectProblem(try await client.execute(uri: "/metrics", method: .get, headers: moderator), .forbidden)
+
+            let scraper = fields([(.authorization, "Bearer \(try setup.token(subject: "prometheus", roles: ["scraper"]))")])
+            let scraped = try await client.execute(uri: "/metrics", method: .get, headers: scraper)
+            #expect(scraped.status == .ok)
+            #expect(scraped.text.contains("gateway_auth_failures_total{reason="))
+            try expectProblem(try await client.execute(uri: "/admin/traffic", method: .get, headers: scraper), .forbidden)
+            try expectProblem(try await client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: scraper), .forbidden)
+        }
+    }
+
+    /// What an administrator acted on is in the audit record (the validated path
+    /// parameters), and a model load cannot upload model files (`file:` parameters: code
+    /// Triton would run) unless the operator allows it.
+    @Test func repositoryAndSharedMemoryCallsRecordTheirTargetAndModelFileUploadsAreRefused() async throws {
+        let admin = fields([(.authorization, "Bearer \(try setup.token(subject: "operator", roles: ["admin"]))"), (.contentType, "application/json")])
+        let upload = #"{"parameters": {"config": "{}", "file:1/model.py": "aW1wb3J0IG9z"}}"#
+        try await withApp { client in
+            let load = try await client.execute(uri: "/v2/repository/models/identity_fp32/load", method: .post, headers: admin, body: ByteBuffer(string: "{}"))
+            #expect(load.status == .ok)
+            let unregister = try await client.execute(uri: "/v2/systemsharedmemory/region/input_region/unregister", method: .post, headers: admin)
+            #expect(unregister.status == .ok)
+            let refused = try await client.execute(uri: "/v2/repository/models/evil/load", method: .post, headers: admin, body: ByteBuffer(string: upload))
+            try expectProblem(refused, .forbidden, slug: "model-files-not-allowed")
+        }
+        #expect(transport.requests.map(\.path) == ["/v2/repository/models/identity_fp32/load", "/v2/systemsharedmemory/region/input_region/unregister"],
+                "the upload never reached Triton")
+        let events = audit.events.withLockedValue { $0 }
+        #expect(events.first { $0.endpoint == "/v2/repository/models/{model}/load" && $0.status == 200 }?.target == ["model": "identity_fp32"])
+        #expect(events.first { $0.endpoint.hasPrefix("/v2/systemsharedmemory") }?.target == ["region": "input_region"])
+        #expect(events.first { $0.status == 403 }?.target == ["model": "evil"])
+
+        try await withApp(overrides: ["admin": "admin:\n  allow_model_files: true\n"]) { client in
+            let allowed = try await client.execute(uri: "/v2/repository/models/evil/load", method: .post, headers: admin, body: ByteBuffer(string: upload))
+            #expect(allowed.status == .ok)
+        }
+        #expect(transport.requests.last?.path == "/v2/repository/models/evil/load")
     }
 
     @Test func everyRouteIsInTheOpenAPIDocumentAndBack() async throws {

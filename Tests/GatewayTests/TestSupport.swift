@@ -20,18 +20,12 @@ struct TestSetup {
         // secret file, so raw random bytes ending in 0x0A or 0x0D (1 setup in 128) would give
         // the gateway a different secret from the one tokens are minted with here.
         secret = Array(HexEncoding.lowercase((0..<32).map { _ in UInt8.random(in: 0...255) }).utf8)
-        try Data(secret).write(to: directory.appendingPathComponent("dev-secret"))
+        try writeSecret(secret, to: directory.appendingPathComponent("dev-secret"))
     }
 
-    /// YAML for a gateway on `port` in front of `tritonURL`; `overrides` is appended
-    /// (top-level sections given there replace the defaults).
-    func yaml(tritonURL: String, port: Int = 0, route model: String = "moderation", overrides: [String: String] = [:]) -> String {
-        var sections: [String: String] = [
-            "listen": "listen:\n  host: 127.0.0.1\n  port: \(port)\n  max_connections_per_peer: 64\n",
-            "triton": "triton:\n  url: \(tritonURL)\n",
-            "timeouts": "timeouts:\n  connect: 1\n  request: 5\n  upstream_deadline: 5\n  shutdown_grace: 2\n",
-            "limits": "limits:\n  max_body_bytes: 65536\n  max_header_bytes: 16384\n  max_image_pixels: 4000000\n  max_concurrent_upstream: 16\n",
-            "auth": """
+    /// The `auth:` section of `yaml`, with `extraRoles` (indented role entries) appended.
+    func authSection(extraRoles: String = "") -> String {
+        """
                 auth:
                   issuers: [test-issuer]
                   audiences: [moderation-gateway]
@@ -47,9 +41,20 @@ struct TestSetup {
                       permissions: [moderate, infer]
                       models: [identity_fp32, identity_bytes, identity_int32, guarded_fp32, guarded_bytes, add_sub, slow, moderation, missing_model]
                     admin:
-                      permissions: [moderate, infer, admin]
+                      permissions: [moderate, infer, admin, metrics]
 
-                """,
+                """ + extraRoles
+    }
+
+    /// YAML for a gateway on `port` in front of `tritonURL`; `overrides` is appended
+    /// (top-level sections given there replace the defaults).
+    func yaml(tritonURL: String, port: Int = 0, route model: String = "moderation", overrides: [String: String] = [:]) -> String {
+        var sections: [String: String] = [
+            "listen": "listen:\n  host: 127.0.0.1\n  port: \(port)\n  max_connections_per_peer: 64\n",
+            "triton": "triton:\n  url: \(tritonURL)\n",
+            "timeouts": "timeouts:\n  connect: 1\n  request: 5\n  upstream_deadline: 5\n  shutdown_grace: 2\n",
+            "limits": "limits:\n  max_body_bytes: 65536\n  max_header_bytes: 16384\n  max_image_pixels: 4000000\n  max_concurrent_upstream: 16\n",
+            "auth": authSection(),
             "rate_limit": "rate_limit:\n  enabled: true\n  rate_per_second: 1000\n  burst: 1000\n",
             "routes": "routes:\n  default: moderation\n  models:\n    moderation:\n      model: \(model)\n",
             "logging": "logging:\n  level: warning\n  format: json\n",
@@ -70,6 +75,12 @@ struct TestSetup {
         try DevelopmentToken.mint(
             secret: secret, kid: "test", issuer: "test-issuer", audience: "moderation-gateway", subject: subject, roles: roles, ttl: ttl)
     }
+}
+
+/// Writes a secret the way the gateway requires it (``KeyFilePermissions``): owner-only.
+func writeSecret(_ bytes: [UInt8], to url: URL) throws {
+    try Data(bytes).write(to: url)
+    guard chmod(url.path, 0o600) == 0 else { throw CocoaError(.fileWriteNoPermission) }
 }
 
 /// Records what the gateway sends upstream and answers with a scripted reply.
@@ -159,5 +170,38 @@ enum SampleImages {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/images/gateway-sample.jpg")
         return [UInt8](try Data(contentsOf: url))
+    }
+}
+
+/// Keeps every log entry written through `logger(level:)`, for tests of what the
+/// gateway writes to its logs.
+final class CapturedLog: Sendable {
+    struct Entry: Sendable {
+        var level: Logger.Level
+        var message: String
+        var metadata: [String: String]
+    }
+    private let stored = NIOLockedValueBox<[Entry]>([])
+    var entries: [Entry] { stored.withLockedValue { $0 } }
+
+    func logger(level: Logger.Level) -> Logger {
+        var logger = Logger(label: "captured") { _ in Handler(log: self) }
+        logger.logLevel = level
+        return logger
+    }
+
+    private struct Handler: LogHandler {
+        let log: CapturedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+            let entry = Entry(level: event.level, message: event.message.description, metadata: merged.mapValues { "\($0)" })
+            log.stored.withLockedValue { $0.append(entry) }
+        }
     }
 }

@@ -237,7 +237,7 @@ struct TrafficEndToEndTests {
         }
     }
 
-    static func canaryFile(steps: String = "", candidateWeight: Int = 50, latencyRatio: String = "null") -> String {
+    static func canaryFile(steps: String = "", candidateWeight: Int = 50, latencyRatio: String = "null", minRequests: Int = 3) -> String {
         """
         routes:
           canary:
@@ -248,7 +248,7 @@ struct TrafficEndToEndTests {
               candidate: next
               baseline: stable
               window_seconds: 1
-              min_requests: 3
+              min_requests: \(minRequests)
               max_error_rate: 0.2
               max_p95_latency_ratio: \(latencyRatio)
               failure_limit: 2
@@ -328,13 +328,16 @@ struct TrafficEndToEndTests {
 
     @Test("a healthy candidate is not rolled back and moves through its promotion steps")
     func healthyCandidateIsPromoted() async throws {
-        try env.writeTraffic(Self.canaryFile(steps: "      promotion_steps: [10, 25, 50]\n"))
+        // One candidate request makes a window count: how many arrive in a 1 s window
+        // depends on the machine's load (a busy 2-core machine judged only "insufficient"
+        // windows for 30 s), and whether each judged window promotes does not.
+        try env.writeTraffic(Self.canaryFile(steps: "      promotion_steps: [10, 25, 50]\n", minRequests: 1))
         try await env.withGateway { port in
             let admin = try Caller(port: port, token: try env.adminToken())
             let (_, initial) = try await admin.json("/admin/traffic")
             #expect(weightInForce(initial, route: "canary", variant: "next") == 10)
             let callers = try (0..<40).map { try Caller(port: port, token: try env.setup.token(subject: "healthy-\($0)", roles: ["admin"])) }
-            let promoted = try await eventually(30) {
+            let promoted = try await eventually(120) {
                 for caller in callers {
                     let response = try await caller.infer("canary")
                     #expect(response.status == 200, "\(String(decoding: response.body, as: UTF8.self))")
@@ -447,6 +450,21 @@ final class StopFlag: @unchecked Sendable {
             guard let error = error as? ConfigurationError else { return false }
             return error.key == "audit.key_file" && error.message.contains("outside the audit folder")
         }
+        #expect(throws: Never.self) { try env.configuration() }
+    }
+
+    @Test("an audit key others can read stops the start, naming audit.key_file, its mode and the fix")
+    func auditKeyReadableByOthersIsRefused() throws {
+        let env = try TrafficSetup()
+        try env.writeTraffic(TrafficEndToEndTests.split(50, 50))
+        #expect(chmod(env.auditKeyFile.path, 0o644) == 0)
+        #expect {
+            try env.configuration()
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            return error.key == "audit.key_file" && error.message.contains("0644") && error.message.contains("chmod 600")
+        }
+        #expect(chmod(env.auditKeyFile.path, 0o600) == 0)
         #expect(throws: Never.self) { try env.configuration() }
     }
 

@@ -18,7 +18,7 @@ struct TrafficSetup {
         setup = try TestSetup()
         tritonURL = Environment.tritonURL ?? "http://127.0.0.1:9"  // unit tests without Triton
         let key = (0..<32).map { _ in UInt8.random(in: 0...255) }
-        try Data(key).write(to: setup.directory.appendingPathComponent("audit-key"))
+        try writeSecret(key, to: setup.directory.appendingPathComponent("audit-key"))
     }
 
     var directory: URL { setup.directory }

@@ -10,7 +10,9 @@ import Testing
 /// the shared test servers are untouched.
 @Suite(.enabled(if: Environment.tritonURL != nil, "needs the Triton runtime scripts/test prepares"), .serialized)
 struct UpstreamRecoveryTests {
-    static let port = 8320
+    /// TEST_PORT_BASE + 320 (scripts/test's port plan), so two checkouts testing at once
+    /// each stop and restart their own Triton, never the other's.
+    static let port = (Environment.value("TEST_PORT_BASE").flatMap { Int($0) } ?? 18000) + 320
     static let name = "gateway-recovery-test"
 
     func note(_ text: String) {

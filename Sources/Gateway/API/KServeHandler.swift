@@ -32,14 +32,29 @@ struct KServeHandler: Sendable {
         }
     }
 
-    /// A validated path parameter (model, version, region).
+    /// A validated path parameter (model, version, region), recorded as the call's
+    /// target for the audit log.
     static func name(_ context: GatewayRequestContext, _ key: String) throws -> String {
         guard let value = context.parameters.get(key) else { throw GatewayProblem.badRequest("Missing \(key) in the path.") }
         let valid = key == "version" ? NameRules.isValidVersion(value) : NameRules.isValidName(value)
         guard valid else {
             throw GatewayProblem.badRequest(key == "version" ? "The version must be a positive integer." : "The \(key) name must match [A-Za-z0-9_.-] and not contain '..'.")
         }
+        context.record.update { $0.target[key] = value }
         return value
+    }
+
+    static let loadTemplate = "/v2/repository/models/{model}/load"
+
+    /// A model load whose `parameters` carry model files (`file:<path>` keys, base64
+    /// contents Triton writes and runs) is refused unless `admin.allow_model_files`.
+    func checkModelFiles(_ body: JSONValue, template: String) throws {
+        guard template == Self.loadTemplate, !core.configuration.admin.allowModelFiles,
+            case .object(let fields) = body, let parameters = fields.first(where: { $0.key == "parameters" })?.value,
+            case .object(let entries) = parameters, entries.contains(where: { $0.key.hasPrefix("file:") })
+        else { return }
+        throw GatewayProblem(.forbidden, "model-files-not-allowed",
+                             "Model loads may not carry model files (file: parameters) here; admin.allow_model_files is off.")
     }
 
     /// `template` with each `{name}` replaced by its validated value from the path (400 for a bad one).
@@ -112,13 +127,14 @@ struct KServeHandler: Sendable {
         var headers: [(String, String)] = [("traceparent", context.trace.childHeader()), ("X-Request-Id", context.requestID)]
         if method == .post {
             body = try await BodyReader.read(request, limit: core.configuration.limits.maxBodyBytes)
-            if !body.isEmpty {
-                guard let parsed = try? JSONValue.parse(body), case .object = parsed else { throw GatewayProblem.badRequest("The body must be a JSON object.") }
-                headers.append(("Content-Type", "application/json"))
-            }
-            context.record.update {
+            context.record.update { [body] in
                 $0.inputBytes = body.count
                 $0.inputHMAC = core.inputHMAC(body)
+            }
+            if !body.isEmpty {
+                guard let parsed = try? JSONValue.parse(body), case .object = parsed else { throw GatewayProblem.badRequest("The body must be a JSON object.") }
+                try checkModelFiles(parsed, template: template)
+                headers.append(("Content-Type", "application/json"))
             }
         }
         let upstreamRequest = RawHTTPRequest(method: method.rawValue, path: path, headers: headers, body: body)

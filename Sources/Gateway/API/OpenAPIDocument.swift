@@ -151,7 +151,7 @@ info:
     Every refusal is application/problem+json (RFC 9457) with the request id in `instance`.
     Every response carries X-Request-Id. Permissions come from the bearer token's roles:
     `moderate` for /v1/moderate, `infer` for /v2 (with a per-role model allowlist), `admin` for
-    repository, shared-memory, trace and logging endpoints.
+    repository, shared-memory, trace and logging endpoints, `metrics` for /metrics.
 tags:
   - name: moderation
   - name: kserve
@@ -188,15 +188,21 @@ paths:
   /metrics:
     get:
       operationId: metrics
-      summary: Prometheus text exposition
+      summary: Prometheus text exposition (needs the metrics permission unless metrics.require_auth is false)
       tags: [operations]
-      security: []
+      security:
+        - bearer: []
+      x-permission: metrics
       parameters:
         - $ref: '#/components/parameters/RequestId'
         - $ref: '#/components/parameters/Traceparent'
       responses:
         '200':
           description: Metrics
+        '401':
+          $ref: '#/components/responses/Problem'
+        '403':
+          $ref: '#/components/responses/Problem'
   /openapi.yaml:
     get:
       operationId: openapi

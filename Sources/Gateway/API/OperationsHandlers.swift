@@ -33,7 +33,7 @@ struct OperationsHandlers: Sendable {
             router.get("metrics") { request, context in
                 context.record.update { $0.routeTemplate = "/metrics" }
                 if core.configuration.metrics.requireAuth {
-                    try core.authorize(request, context: context, permission: .admin)
+                    try core.authorize(request, context: context, permission: .metrics)
                 }
                 var headers = HTTPFields()
                 headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"

@@ -111,6 +111,18 @@ public final class AuditLog: AuditSink, AdminEventRecorder, Service, Sendable {
         case plain
         /// HMAC-SHA-256 of the subject with the audit key (`subject_hmac`); issuer kept.
         case hmac
+
+        /// The field a subject is written as, in audit records and in the access log alike,
+        /// so that with `hmac` neither log names the person and both can be joined on the
+        /// same pseudonym.
+        func field(for subject: String, key: SymmetricKey) -> (name: String, value: String) {
+            switch self {
+            case .plain:
+                return ("subject", subject)
+            case .hmac:
+                return ("subject_hmac", HexEncoding.lowercase(HMAC<SHA256>.authenticationCode(for: Array(subject.utf8), using: key)))
+            }
+        }
     }
 
     public struct Configuration: Sendable {
@@ -183,6 +195,11 @@ public final class AuditLog: AuditSink, AdminEventRecorder, Service, Sendable {
     /// HMAC-SHA-256 of `bytes` with the audit key, lowercase hex (the `input_hmac`).
     public func hmac<Bytes: DataProtocol>(_ bytes: Bytes) -> String {
         HexEncoding.lowercase(HMAC<SHA256>.authenticationCode(for: bytes, using: key.key))
+    }
+
+    /// How `subject` is written under the configured subject mode (``SubjectMode/field(for:key:)``).
+    public func subjectField(_ subject: String) -> (name: String, value: String) {
+        configuration.subjectMode.field(for: subject, key: key.key)
     }
 
     public func record(_ event: AuditEvent) async throws {
@@ -535,19 +552,13 @@ final class AuditWriter: @unchecked Sendable {
             json.string("trace_id", event.traceID)
             json.string("received_at", UTCTimestamp.millis(event.receivedAt))
             if let subject = event.subject {
-                switch configuration.subjectMode {
-                case .plain:
-                    json.string("subject", subject)
-                case .hmac:
-                    json.string(
-                        "subject_hmac",
-                        HexEncoding.lowercase(HMAC<SHA256>.authenticationCode(for: Array(subject.utf8), using: key.key))
-                    )
-                }
+                let field = configuration.subjectMode.field(for: subject, key: key.key)
+                json.string(field.name, field.value)
             }
             json.string("issuer", event.issuer)
             json.strings("roles", event.roles)
             json.string("endpoint", event.endpoint)
+            if !event.target.isEmpty { json.value("target", .object(event.target.mapValues { .string($0) })) }
             if let decision = event.decision {
                 json.string("route", decision.route)
                 json.string("variant", decision.variant)

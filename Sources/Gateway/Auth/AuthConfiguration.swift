@@ -172,7 +172,7 @@ public struct AuthConfiguration: Codable, Sendable, Equatable {
             }
         }
         if roles.isEmpty { throw fail("roles", "at least one role is required") }
-        let known: Set<Permission> = [.moderate, .infer, .admin]
+        let known: Set<Permission> = [.moderate, .infer, .admin, .metrics]
         for name in roles.keys.sorted() {
             guard let role = roles[name] else { continue }
             let path = "roles.\(name)"
@@ -181,7 +181,7 @@ public struct AuthConfiguration: Codable, Sendable, Equatable {
             }
             if role.permissions.isEmpty { throw fail(path + ".permissions", "at least one permission is required") }
             for (index, permission) in role.permissions.enumerated() where !known.contains(permission) {
-                throw fail(path + ".permissions[\(index)]", "unknown permission \(permission.rawValue.debugDescription); known: moderate, infer, admin")
+                throw fail(path + ".permissions[\(index)]", "unknown permission \(permission.rawValue.debugDescription); known: moderate, infer, admin, metrics")
             }
             for (index, model) in (role.models ?? []).enumerated() where !AuthText.isModelName(model) {
                 throw fail(path + ".models[\(index)]", "model names use only A-Z a-z 0-9 _ . - (at most 128)")

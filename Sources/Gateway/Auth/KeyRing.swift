@@ -49,7 +49,7 @@ struct KeyRing: Sendable {
                 loaded = [VerificationKey(kid: key.kid ?? "", algorithm: .hs256, material: .secret(secret))]
             } else if let file = key.pemFile {
                 let url = configuration.resolve(file, baseDirectory: baseDirectory)
-                let bytes = try readFile(url, limit: maxPEMFileBytes, path: path + ".pem_file")
+                let bytes = try readFile(url, limit: maxPEMFileBytes, path: path + ".pem_file", secret: false)
                 do throws(KeyMaterialError) {
                     let material = try PublicKeyMaterial.fromPEM(String(decoding: bytes, as: UTF8.self), algorithm: key.algorithm)
                     loaded = [VerificationKey(kid: key.kid ?? "", algorithm: key.algorithm, material: .publicKey(material))]
@@ -58,7 +58,7 @@ struct KeyRing: Sendable {
                 }
             } else if let file = key.jwksFile {
                 let url = configuration.resolve(file, baseDirectory: baseDirectory)
-                let bytes = try readFile(url, limit: maxJWKSFileBytes, path: path + ".jwks_file")
+                let bytes = try readFile(url, limit: maxJWKSFileBytes, path: path + ".jwks_file", secret: false)
                 do throws(KeyMaterialError) {
                     loaded = try keysFromJWKS(bytes, algorithm: key.algorithm, kid: key.kid)
                 } catch {
@@ -79,7 +79,7 @@ struct KeyRing: Sendable {
 
     /// An HS256 secret file: its bytes, less one trailing newline, at least 32 of them.
     static func loadSecret(_ url: URL, path: String) throws(AuthConfigurationError) -> [UInt8] {
-        var secret = try readFile(url, limit: maxSecretFileBytes, path: path)
+        var secret = try readFile(url, limit: maxSecretFileBytes, path: path, secret: true)
         if secret.last == UInt8(ascii: "\n") { secret.removeLast() }
         if secret.last == UInt8(ascii: "\r") { secret.removeLast() }
         guard secret.count >= AuthConfiguration.minimumSecretBytes else {
@@ -89,7 +89,11 @@ struct KeyRing: Sendable {
         return secret
     }
 
-    private static func readFile(_ url: URL, limit: Int, path: String) throws(AuthConfigurationError) -> [UInt8] {
+    /// The file's bytes, after checking its mode (``KeyFilePermissions``).
+    private static func readFile(_ url: URL, limit: Int, path: String, secret: Bool) throws(AuthConfigurationError) -> [UInt8] {
+        if let problem = secret ? KeyFilePermissions.secretProblem(url.path) : KeyFilePermissions.publicKeyProblem(url.path) {
+            throw AuthConfigurationError(path: path, message: problem)
+        }
         let data: Data
         do {
             let attributes = try FileManager.default.attributesOfItem(atPath: url.path)

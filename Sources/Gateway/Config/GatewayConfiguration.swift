@@ -17,6 +17,7 @@ public struct GatewayConfiguration: Codable, Sendable {
     public var traffic: Traffic
     public var upstream: UpstreamPolicy
     public var readiness: Readiness
+    public var admin: Admin
     public var console: Console
     /// This replica's name: in every audit record, audit file names and canary
     /// state entries. Default: `$HOSTNAME` (the pod name in Kubernetes), else `gateway`.
@@ -26,7 +27,7 @@ public struct GatewayConfiguration: Codable, Sendable {
     public var baseDirectory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
 
     enum CodingKeys: String, CodingKey {
-        case listen, triton, timeouts, limits, auth, routes, metrics, logging, audit, traffic, upstream, readiness, console
+        case listen, triton, timeouts, limits, auth, routes, metrics, logging, audit, traffic, upstream, readiness, admin, console
         case rateLimit = "rate_limit"
         case instanceID = "instance_id"
     }
@@ -46,6 +47,7 @@ public struct GatewayConfiguration: Codable, Sendable {
         traffic = try c.decodeIfPresent(Traffic.self, forKey: .traffic) ?? Traffic()
         upstream = try c.decodeIfPresent(UpstreamPolicy.self, forKey: .upstream) ?? UpstreamPolicy()
         readiness = try c.decodeIfPresent(Readiness.self, forKey: .readiness) ?? Readiness()
+        admin = try c.decodeIfPresent(Admin.self, forKey: .admin) ?? Admin()
         console = try c.decodeIfPresent(Console.self, forKey: .console) ?? Console()
         instanceID = try c.decodeIfPresent(String.self, forKey: .instanceID) ?? Self.defaultInstanceID
     }
@@ -197,8 +199,10 @@ public struct GatewayConfiguration: Codable, Sendable {
 
     public struct Metrics: Codable, Sendable {
         public var enabled: Bool = true
-        /// Whether `/metrics` needs a token with the `admin` permission.
-        public var requireAuth: Bool = false
+        /// Whether `/metrics` needs a token with the `metrics` permission (the default:
+        /// its refusal counters by reason would tell a prober which part of a forged
+        /// token failed).
+        public var requireAuth: Bool = true
         enum CodingKeys: String, CodingKey {
             case enabled
             case requireAuth = "require_auth"
@@ -207,7 +211,23 @@ public struct GatewayConfiguration: Codable, Sendable {
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? true
-            requireAuth = try c.decodeIfPresent(Bool.self, forKey: .requireAuth) ?? false
+            requireAuth = try c.decodeIfPresent(Bool.self, forKey: .requireAuth) ?? true
+        }
+    }
+
+    /// What the admin passthrough to Triton's repository API may do.
+    public struct Admin: Codable, Sendable {
+        /// Whether a model load may carry model files (`file:` parameters): files Triton
+        /// writes into a temporary repository and runs, so a leaked admin token would be
+        /// code execution on Triton. Off unless the operator turns it on.
+        public var allowModelFiles: Bool = false
+        enum CodingKeys: String, CodingKey {
+            case allowModelFiles = "allow_model_files"
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            allowModelFiles = try c.decodeIfPresent(Bool.self, forKey: .allowModelFiles) ?? false
         }
     }
 
@@ -446,6 +466,9 @@ extension GatewayConfiguration {
         ] {
             if let file { try check(FileManager.default.isReadableFile(atPath: resolvePath(file).path), key, "file \(file) is not readable") }
         }
+        if let file = triton.tls.privateKeyFile, let problem = KeyFilePermissions.secretProblem(resolvePath(file).path) {
+            throw ConfigurationError(key: "triton.tls.private_key_file", problem)
+        }
         try check((triton.tls.certificateFile == nil) == (triton.tls.privateKeyFile == nil), "triton.tls.private_key_file",
             "certificate_file and private_key_file go together")
         try check(timeouts.connect > 0 && timeouts.connect <= 300, "timeouts.connect", "must be in (0, 300] seconds")
@@ -483,6 +506,9 @@ extension GatewayConfiguration {
             let data = FileManager.default.contents(atPath: resolvePath(keyFile).path)
             try check(data != nil, "audit.key_file", "file \(keyFile) is not readable")
             try check((data?.count ?? 0) >= 32, "audit.key_file", "key must be at least 32 bytes")
+            if let problem = KeyFilePermissions.secretProblem(resolvePath(keyFile).path) {
+                throw ConfigurationError(key: "audit.key_file", problem)
+            }
             if let path = audit.path {
                 // Whoever can write the audit folder must not also hold the key that seals the chain.
                 let folder = resolvePath(path).standardizedFileURL.path + "/"

@@ -57,7 +57,7 @@ struct EdgeMiddleware: RouterMiddleware {
             endpoint: route, decision: record.decision, verdict: record.verdict, reasonCodes: record.reasonCodes,
             status: Int(response.status.code), upstreamStatus: record.upstreamStatus, errorCode: problemSlug,
             latencySeconds: seconds, upstreamLatencySeconds: record.upstreamLatencySeconds, inputBytes: record.inputBytes,
-            contentType: record.contentType, inputHMAC: record.inputHMAC)
+            contentType: record.contentType, inputHMAC: record.inputHMAC, target: record.target)
         do {
             try await core.auditSink.record(event)
         } catch {
@@ -84,7 +84,11 @@ struct EdgeMiddleware: RouterMiddleware {
                 "http.method": .string(request.method.rawValue), "http.route": .string(route), "http.status": .stringConvertible(status),
                 "duration.ms": .string(Self.milliseconds(seconds)),
             ]
-            if let subject = record.principal?.subject { metadata["auth.subject"] = .string(subject) }
+            if let subject = record.principal?.subject {
+                // As the audit log writes it: with `audit.subject_mode: hmac` a pseudonym, not the subject.
+                let field = core.auditLog?.subjectField(subject) ?? (name: "subject", value: subject)
+                metadata["auth." + field.name] = .string(field.value)
+            }
             if let problemSlug { metadata["problem"] = .string(problemSlug) }
             if let reason = record.authFailureReason { metadata["auth.failure"] = .string(reason) }
             if let verdict = record.verdict { metadata["moderation.decision"] = .string(verdict) }

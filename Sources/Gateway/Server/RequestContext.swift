@@ -17,6 +17,7 @@ public final class RequestRecord: Sendable {
         var inputBytes = 0
         var contentType: String?
         var inputHMAC: String?
+        var target: [String: String] = [:]
         var routeTemplate: String?
         var authFailureReason: String?
     }
