@@ -9,6 +9,7 @@ set) and reads the kernel's table of listening sockets.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import subprocess
 from pathlib import Path
@@ -21,7 +22,8 @@ NAME = "listen-check"
 
 
 def listeners(port: int) -> list[str]:
-    """Local addresses of sockets listening on `port` (IPv4 and IPv6), from /proc/net."""
+    """Local addresses of sockets listening on `port` (IPv4 and IPv6, an IPv4-mapped
+    IPv6 address as its IPv4 address), from /proc/net."""
     found = []
     for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
         try:
@@ -37,8 +39,8 @@ def listeners(port: int) -> list[str]:
             if width == 8:
                 found.append(".".join(str(b) for b in raw[::-1]))
             else:  # four little-endian 32-bit words
-                words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
-                found.append(":".join(b"".join(words)[i:i + 2].hex() for i in range(0, 16, 2)))
+                address6 = ipaddress.IPv6Address(b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+                found.append(str(address6.ipv4_mapped or address6))
     return found
 
 
