@@ -112,4 +112,17 @@ struct AuthFailureLimitTests {
             #expect(health.hasPrefix("HTTP/1.1 200"), "the connection still serves: \(health.prefix(40))")
         }
     }
+
+    @Test("configuration: the limit is on by default and its values are checked")
+    func configuration() throws {
+        let setup = try TestSetup()
+        let defaults = try setup.configuration(tritonURL: "http://127.0.0.1:9")
+        #expect(defaults.authFailureLimit.enabled)
+        #expect(defaults.authFailureLimit.burst >= 1)
+        #expect(throws: ConfigurationError.self) {
+            try setup.configuration(tritonURL: "http://127.0.0.1:9", overrides: [
+                "auth_failure_limit": "auth_failure_limit:\n  rate_per_second: 0\n",
+            ])
+        }
+    }
 }

@@ -10,6 +10,7 @@ public struct GatewayConfiguration: Codable, Sendable {
     public var limits: Limits
     public var auth: AuthConfiguration
     public var rateLimit: RateLimit
+    public var authFailureLimit = AuthFailureLimit()
     public var routes: Routes
     public var metrics: Metrics
     public var logging: Logging
@@ -27,6 +28,7 @@ public struct GatewayConfiguration: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case listen, triton, timeouts, limits, auth, routes, metrics, logging, audit, traffic, upstream, readiness
         case rateLimit = "rate_limit"
+        case authFailureLimit = "auth_failure_limit"
         case instanceID = "instance_id"
     }
 
@@ -38,6 +40,7 @@ public struct GatewayConfiguration: Codable, Sendable {
         limits = try c.decodeIfPresent(Limits.self, forKey: .limits) ?? Limits()
         auth = try c.decode(AuthConfiguration.self, forKey: .auth)
         rateLimit = try c.decodeIfPresent(RateLimit.self, forKey: .rateLimit) ?? RateLimit()
+        authFailureLimit = try c.decodeIfPresent(AuthFailureLimit.self, forKey: .authFailureLimit) ?? AuthFailureLimit()
         routes = try c.decodeIfPresent(Routes.self, forKey: .routes) ?? Routes()
         metrics = try c.decodeIfPresent(Metrics.self, forKey: .metrics) ?? Metrics()
         logging = try c.decodeIfPresent(Logging.self, forKey: .logging) ?? Logging()
@@ -164,6 +167,32 @@ public struct GatewayConfiguration: Codable, Sendable {
             enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? d.enabled
             ratePerSecond = try c.decodeIfPresent(Double.self, forKey: .ratePerSecond) ?? d.ratePerSecond
             burst = try c.decodeIfPresent(Int.self, forKey: .burst) ?? d.burst
+        }
+    }
+
+    /// Failed authentications per peer address (a token bucket per address): once a
+    /// peer has used up `burst` failures, its requests that would need a token checked
+    /// get 429 before any signature work, refilled at `rate_per_second`. Tokens the
+    /// gateway already accepted keep working from that address.
+    public struct AuthFailureLimit: Codable, Sendable {
+        public var enabled: Bool = true
+        public var ratePerSecond: Double = 1
+        public var burst: Int = 20
+        /// Most peer addresses tracked at once (memory bound).
+        public var maxPeers: Int = 100_000
+        enum CodingKeys: String, CodingKey {
+            case enabled, burst
+            case ratePerSecond = "rate_per_second"
+            case maxPeers = "max_peers"
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = AuthFailureLimit()
+            enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? d.enabled
+            ratePerSecond = try c.decodeIfPresent(Double.self, forKey: .ratePerSecond) ?? d.ratePerSecond
+            burst = try c.decodeIfPresent(Int.self, forKey: .burst) ?? d.burst
+            maxPeers = try c.decodeIfPresent(Int.self, forKey: .maxPeers) ?? d.maxPeers
         }
     }
 
@@ -422,6 +451,9 @@ extension GatewayConfiguration {
         try check(limits.maxConcurrentUpstream >= 1, "limits.max_concurrent_upstream", "must be at least 1")
         try check(rateLimit.ratePerSecond > 0, "rate_limit.rate_per_second", "must be positive")
         try check(rateLimit.burst >= 1, "rate_limit.burst", "must be at least 1")
+        try check(authFailureLimit.ratePerSecond >= 0.001, "auth_failure_limit.rate_per_second", "must be at least 0.001")
+        try check(authFailureLimit.burst >= 1, "auth_failure_limit.burst", "must be at least 1")
+        try check(authFailureLimit.maxPeers >= 1, "auth_failure_limit.max_peers", "must be at least 1")
         try check(routes.models[routes.defaultRoute] != nil || traffic.file != nil, "routes.default",
             "route '\(routes.defaultRoute)' has no entry in routes.models (and no traffic.file is set)")
         for (route, target) in routes.models {
