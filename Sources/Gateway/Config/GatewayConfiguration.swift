@@ -137,9 +137,15 @@ public struct GatewayConfiguration: Codable, Sendable {
         public var maxImagePixels: Int = 40_000_000
         /// Upstream calls in flight at once; further calls get 503 at once.
         public var maxConcurrentUpstream: Int = 64
+        /// Memory all requests together may hold for bodies being read and parsed; each
+        /// reserves its largest possible share first and waits while the budget is spent.
+        public var bodyMemoryBytes: Int = 128 * 1024 * 1024
+        /// Most values (scalars, arrays, objects) in a KServe JSON request the gateway parses.
+        public var maxJSONValues: Int = 1 << 20
         enum CodingKeys: String, CodingKey {
             case maxBodyBytes = "max_body_bytes", maxHeaderBytes = "max_header_bytes"
             case maxImagePixels = "max_image_pixels", maxConcurrentUpstream = "max_concurrent_upstream"
+            case bodyMemoryBytes = "body_memory_bytes", maxJSONValues = "max_json_values"
         }
         public init() {}
         public init(from decoder: any Decoder) throws {
@@ -149,6 +155,8 @@ public struct GatewayConfiguration: Codable, Sendable {
             maxHeaderBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeaderBytes) ?? d.maxHeaderBytes
             maxImagePixels = try c.decodeIfPresent(Int.self, forKey: .maxImagePixels) ?? d.maxImagePixels
             maxConcurrentUpstream = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentUpstream) ?? d.maxConcurrentUpstream
+            bodyMemoryBytes = try c.decodeIfPresent(Int.self, forKey: .bodyMemoryBytes) ?? d.bodyMemoryBytes
+            maxJSONValues = try c.decodeIfPresent(Int.self, forKey: .maxJSONValues) ?? d.maxJSONValues
         }
     }
 
@@ -449,6 +457,8 @@ extension GatewayConfiguration {
         try check(limits.maxHeaderBytes >= 1024 && limits.maxHeaderBytes <= 1 << 20, "limits.max_header_bytes", "must be in [1024, 1 MiB]")
         try check(limits.maxImagePixels >= 1, "limits.max_image_pixels", "must be positive")
         try check(limits.maxConcurrentUpstream >= 1, "limits.max_concurrent_upstream", "must be at least 1")
+        try check(limits.bodyMemoryBytes >= 1 << 20, "limits.body_memory_bytes", "must be at least 1 MiB")
+        try check(limits.maxJSONValues >= 1024, "limits.max_json_values", "must be at least 1024")
         try check(rateLimit.ratePerSecond > 0, "rate_limit.rate_per_second", "must be positive")
         try check(rateLimit.burst >= 1, "rate_limit.burst", "must be at least 1")
         try check(authFailureLimit.ratePerSecond >= 0.001, "auth_failure_limit.rate_per_second", "must be at least 0.001")

@@ -19,6 +19,8 @@ public final class GatewayCore: Sendable {
     public let traffic: TrafficRuntime?
     /// The audit log when `audit.enabled` (for the admin API).
     public let auditLog: AuditLog?
+    /// `limits.body_memory_bytes`, shared by every request that reads a body.
+    let bodyBudget: BodyMemoryBudget
 
     init(
         configuration: GatewayConfiguration, authenticator: JWTAuthenticator, resolver: any VariantResolver,
@@ -34,6 +36,7 @@ public final class GatewayCore: Sendable {
         let failureLimit = configuration.authFailureLimit
         self.authFailureLimiter = failureLimit.enabled
             ? RateLimiter(ratePerSecond: failureLimit.ratePerSecond, burst: failureLimit.burst, maxSubjects: failureLimit.maxPeers) : nil
+        self.bodyBudget = BodyMemoryBudget(capacity: configuration.limits.bodyMemoryBytes)
         self.resolver = resolver
         self.auditSink = auditSink
         self.metrics = metrics
@@ -42,6 +45,19 @@ public final class GatewayCore: Sendable {
             transport: transport, models: configuration.readinessModels, cacheSeconds: configuration.readiness.cacheSeconds,
             pollInterval: .seconds(2), connectTimeout: .milliseconds(Int64(configuration.timeouts.connect * 1000)),
             breaker: upstream.breaker, logger: logger)
+    }
+
+    /// Reads the request's body and makes what the handler needs of it (`parse`) while
+    /// holding a share of the body memory budget: the body's largest possible size times
+    /// `copies` (the body and what is built from it), plus `extra` for that size.
+    func readBody<T: Sendable>(
+        _ request: Request, copies: Int, extra: (Int) -> Int = { _ in 0 }, _ parse: ([UInt8]) throws -> T
+    ) async throws -> T {
+        let limit = configuration.limits.maxBodyBytes
+        let size = BodyReader.largestSize(request, limit: limit)
+        return try await bodyBudget.withReservation(size * copies + extra(size)) {
+            try parse(try await BodyReader.read(request, limit: limit))
+        }
     }
 
     /// Keyed hash of request bytes for the audit log (never the bytes themselves),
