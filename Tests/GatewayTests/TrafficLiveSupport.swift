@@ -160,15 +160,22 @@ func gatewayExecutable() -> URL? {
 }
 
 /// Starts `moderation-gateway serve` with `yaml` written to `directory`/gateway.yaml
-/// (output discarded); the caller kills it.
-func startGatewayBinary(_ executable: URL, yaml: String, in directory: URL) throws -> Process {
+/// (output discarded, or written to `output`); the caller kills it.
+func startGatewayBinary(_ executable: URL, yaml: String, in directory: URL, output: URL? = nil) throws -> Process {
     let configURL = directory.appendingPathComponent("gateway.yaml")
     try Data(yaml.utf8).write(to: configURL)
     let process = Process()
     process.executableURL = executable
     process.arguments = ["serve", "--config", configURL.path]
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
+    if let output {
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        process.standardError = handle
+    } else {
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+    }
     try process.run()
     return process
 }
