@@ -72,6 +72,13 @@ public struct GatewayConfiguration: Codable, Sendable {
 
     public struct Triton: Codable, Sendable {
         public var url: String
+        /// `url` for logs and summaries: any user and password replaced by `***`.
+        public var redactedURL: String {
+            guard var components = URLComponents(string: url), components.user != nil || components.password != nil else { return url }
+            components.user = "***"
+            components.password = nil
+            return components.string ?? "(unprintable URL)"
+        }
         public var tls: TLS = TLS()
         public struct TLS: Codable, Sendable {
             public var caFile: String?
