@@ -52,6 +52,7 @@ import TritonClient
             #expect(chosen.headers[.requestIDHeader] != "abc-123_X.y")
             #expect(chosen.headers[.requestIDHeader]?.wholeMatch(of: /[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}/) != nil)
             #expect(audit.events.withLockedValue { $0.last?.requestID } == chosen.headers[.requestIDHeader])
+            #expect(audit.events.withLockedValue { $0.last?.clientRequestID } == "abc-123_X.y", "the client's id is kept beside ours")
             let replaced = try await client.execute(uri: "/healthz", method: .get, headers: fields([(.requestIDHeader, "bad id with spaces")]))
             #expect(replaced.headers[.requestIDHeader] != "bad id with spaces")
         }
