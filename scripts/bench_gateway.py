@@ -1,5 +1,8 @@
 """Driver of scripts/bench-gateway (see that script for what it measures)."""
 import argparse
+import base64
+import concurrent.futures
+import ctypes
 import json
 import os
 import re
@@ -209,6 +212,123 @@ def audited_run(results, work, base_config, gateway_bin, perf_analyzer, seconds)
             gateway.kill()
 
 
+FLOOD_GATEWAY_PORT = GATEWAY_PORT + 6
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def wrk(url, header, connections, seconds):
+    """wrk on one thread with a fixed Authorization header: (requests answered, requests/s)."""
+    out = run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-H", f"Authorization: Bearer {header}", url]).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return total, float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def libjwt_verify_us(token, pem, calls=200):
+    """What one RS256 check cost through libjwt 1.10 (the path main's gateway took for every
+    token it had not accepted before): jwt_decode with the PEM, which OpenSSL parses each
+    call. Timed through ctypes in this run, as the anchor for the gateway figures."""
+    try:
+        lib = ctypes.CDLL("libjwt.so.0")
+    except OSError:
+        return None
+    lib.jwt_decode.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
+    lib.jwt_free.argtypes = [ctypes.c_void_p]
+    handle = ctypes.c_void_p()
+    start = time.process_time()
+    for _ in range(calls):
+        if lib.jwt_decode(ctypes.byref(handle), token.encode(), pem, len(pem)) == 0:
+            lib.jwt_free(handle)
+    return (time.process_time() - start) / calls * 1e6
+
+
+def forged_token_flood(results, work, gateway_bin, seconds, baseline_bin=None):
+    """Forged RS256 tokens from one peer (wrk, 16 keep-alive connections, the same
+    forged token every time; only accepted tokens are remembered, so each needs a
+    check): the gateway's CPU per request with the failed-authentication limit off
+    (every token verified: the cost of one RS256 check with the key parsed at load) and
+    on (the default limit), libjwt's per-call cost measured in the same run as the
+    anchor, and what legitimate clients (valid token, 4 connections) get alone and
+    during the flood. `baseline_bin` (a build of main) adds its figure with the limit
+    off, for the same measurement before the change."""
+    key = os.path.join(work, "flood-rsa.key")
+    run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key])
+    run(["openssl", "pkey", "-in", key, "-pubout", "-out", os.path.join(work, "flood-rsa.pub")])
+    with open(os.path.join(work, "flood-rsa.pub"), "rb") as f:
+        pem = f.read()
+    now = int(time.time())
+    header = b64url(json.dumps({"alg": "RS256", "kid": "rs", "typ": "JWT"}).encode())
+    claims = b64url(json.dumps({"iss": "bench", "aud": "moderation-gateway", "sub": "mallory", "roles": ["bench"],
+                                "iat": now, "exp": now + 3600}).encode())
+    forged = f"{header}.{claims}.{b64url(os.urandom(256))}"
+    url = f"http://127.0.0.1:{FLOOD_GATEWAY_PORT}/v2/models/identity_fp32"
+
+    def gateway(binary, limit_on, name):
+        config = os.path.join(work, f"gateway-{name}.yaml")
+        with open(config, "w") as f:
+            f.write(f"""listen: {{host: 127.0.0.1, port: {FLOOD_GATEWAY_PORT}, max_connections_per_peer: 256}}
+triton: {{url: "http://127.0.0.1:{TRITON_PORT}"}}
+auth:
+  issuers: [bench]
+  audiences: [moderation-gateway]
+  keys:
+    - {{kid: bench, algorithm: HS256, secret_file: dev-secret}}
+    - {{kid: rs, algorithm: RS256, pem_file: flood-rsa.pub}}
+  roles: {{bench: {{permissions: [moderate, infer]}}}}
+rate_limit: {{enabled: true, rate_per_second: 1000000, burst: 1000000}}
+auth_failure_limit: {{enabled: {str(limit_on).lower()}}}
+routes: {{default: moderation, models: {{moderation: {{model: identity_fp32}}}}}}
+readiness: {{models: [identity_fp32]}}
+logging: {{level: error, format: json}}
+""")
+        process = subprocess.Popen([binary, "serve", "--config", config], stdout=subprocess.DEVNULL,
+                                   stderr=open(os.path.join(work, f"gateway-{name}.log"), "w"))
+        if not wait_http(f"http://127.0.0.1:{FLOOD_GATEWAY_PORT}/healthz", 60):
+            process.kill()
+            raise SystemExit(f"the {name} gateway did not start (see its log)")
+        token = run([gateway_bin, "token", "--config", config, "--sub", "bench", "--role", "bench"]).stdout.strip()
+        return process, token
+
+    def stop(process):
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    def cpu_per_request(process, connections, token_header):
+        before = process_cpu(process.pid)
+        total, rate = wrk(url, token_header, connections, seconds)
+        return (process_cpu(process.pid) - before) / max(total, 1) * 1e6, rate
+
+    flood = {"libjwt_rs256_verify_us": libjwt_verify_us(forged, pem)}
+    runs = [("limit_off", gateway_bin, False)] + ([("main_limit_off", baseline_bin, False)] if baseline_bin else [])
+    for name, binary, limit_on in runs:
+        log(f"forged RS256 flood, {name.replace('_', ' ')}")
+        process, _ = gateway(binary, limit_on, name)
+        try:
+            flood[f"{name}_cpu_us_per_request"], flood[f"{name}_requests_per_s"] = cpu_per_request(process, 16, forged)
+        finally:
+            stop(process)
+    log("forged RS256 flood with the failed-authentication limit on, and legitimate clients")
+    process, token = gateway(gateway_bin, True, "limit_on")
+    try:
+        _, flood["legit_alone_requests_per_s"] = wrk(url, token, 4, seconds)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            attack = pool.submit(wrk, url, forged, 16, seconds)
+            time.sleep(0.5)  # the legitimate run falls inside the flood
+            legit = pool.submit(wrk, url, token, 4, seconds - 1)
+            attack.result()
+            _, flood["legit_during_flood_requests_per_s"] = legit.result()
+        flood["limit_on_cpu_us_per_request"], flood["limit_on_requests_per_s"] = cpu_per_request(process, 16, forged)
+    finally:
+        stop(process)
+    flood["legit_throughput_kept"] = flood["legit_during_flood_requests_per_s"] / flood["legit_alone_requests_per_s"]
+    results["forged_flood"] = flood
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", required=True)
@@ -218,6 +338,9 @@ def main():
     ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--no-moderate", action="store_true")
     ap.add_argument("--no-audit-run", action="store_true", help="skip the run with the audit log and a 95/5 split on")
+    ap.add_argument("--flood-only", action="store_true",
+                    help="only the forged-token flood (no perf_analyzer, /v1/moderate, audit or nginx runs)")
+    ap.add_argument("--baseline-binary", help="a moderation-gateway built from main, measured in the flood run too")
     args = ap.parse_args()
     root = args.root
     perf_analyzer = os.path.join(args.runtime, "bin", "perf_analyzer")
@@ -231,7 +354,7 @@ def main():
     os.symlink(os.path.join(root, "Tests/Fixtures/model-repo/identity_fp32"), os.path.join(repo, "identity_fp32"))
     os.symlink(os.path.join(root, "Tests/Fixtures/model-repo/identity_fp32_batched"), os.path.join(repo, "identity_fp32_batched"))
     prod = os.environ.get("BENCH_MODEL_REPO", os.path.join(root, "triton-model-repo"))
-    moderate = not args.no_moderate
+    moderate = not args.no_moderate and not args.flood_only
     if moderate:
         if "BENCH_MODEL_REPO" in os.environ:
             check = subprocess.CompletedProcess([], 0)  # the caller vouches for that repository's weights
@@ -284,7 +407,8 @@ logging: {{level: warning, format: json}}
             raise SystemExit("gateway did not become ready")
         token = run([gateway_bin, "token", "--config", config, "--sub", "bench", "--role", "bench"]).stdout.strip()
 
-        for c in (1, 16):
+        forged_token_flood(results, work, gateway_bin, max(args.seconds, 4), args.baseline_binary)
+        for c in () if args.flood_only else (1, 16):
             log(f"perf_analyzer identity_fp32 concurrency {c}: direct")
             direct = perf(perf_analyzer, f"127.0.0.1:{TRITON_PORT}", c, args.seconds)
             log(f"perf_analyzer identity_fp32 concurrency {c}: through the gateway")
@@ -294,15 +418,15 @@ logging: {{level: warning, format: json}}
             results[f"ratio_throughput_c{c}"] = via["throughput"] / direct["throughput"]
             results[f"added_p50_us_c{c}"] = via["p50_us"] - direct["p50_us"]
             results[f"added_p99_us_c{c}"] = via["p99_us"] - direct["p99_us"]
-        if moderate:
+        if moderate and not args.flood_only:
             image = os.path.join(root, "Tests/Fixtures/images/gateway-sample.jpg")
             for c in (1, 4):
                 log(f"hey /v1/moderate concurrency {c}")
                 results["paths"][f"moderate_c{c}"] = hey(f"http://127.0.0.1:{GATEWAY_PORT}/v1/moderate", token, image, c, args.seconds * 2)
-        if not args.no_audit_run:
+        if not args.no_audit_run and not args.flood_only:
             audited_run(results, work, config, gateway_bin, perf_analyzer, args.seconds)
         try:
-            reference = nginx_reference(work, perf_analyzer, args.seconds)
+            reference = None if args.flood_only else nginx_reference(work, perf_analyzer, args.seconds)
         except Exception as error:  # the reference is optional: keep what was measured
             log(f"the nginx reference run failed: {error}")
             reference = None
@@ -324,7 +448,21 @@ logging: {{level: warning, format: json}}
         cpu = r.get("proxy_cpu_us_per_request")
         print(f"{name:<16}{r['throughput']:>14.1f}{r['p50_us']:>10.0f}{r['p99_us']:>10.0f}"
               f"{(f'{cpu:.0f}' if cpu is not None else '-'):>18}")
-    for c in (1, 16):
+    f = results["forged_flood"]
+    anchor = f["libjwt_rs256_verify_us"]
+    print(f"forged RS256 tokens, one peer, wrk 16 connections: libjwt jwt_decode (main's verifier) "
+          f"{f'{anchor:.0f}' if anchor is not None else '-'} us per call (CPU, timed in this run)")
+    if "main_limit_off_cpu_us_per_request" in f:
+        print(f"  main's gateway: {f['main_limit_off_cpu_us_per_request']:.0f} us gateway CPU per request "
+              f"({f['main_limit_off_requests_per_s']:.0f}/s)")
+    print(f"  this gateway, limit off (every token verified, key parsed at load): "
+          f"{f['limit_off_cpu_us_per_request']:.0f} us gateway CPU per request ({f['limit_off_requests_per_s']:.0f}/s)")
+    print(f"  this gateway, limit on (default): {f['limit_on_cpu_us_per_request']:.1f} us gateway CPU per request "
+          f"({f['limit_on_requests_per_s']:.0f}/s; target <= 30 us)")
+    print(f"  legitimate clients (valid token, 4 connections): {f['legit_alone_requests_per_s']:.0f}/s alone, "
+          f"{f['legit_during_flood_requests_per_s']:.0f}/s during the flood ({f['legit_throughput_kept']:.2f} kept; "
+          f"wrk's flood shares this machine's cores)")
+    for c in () if args.flood_only else (1, 16):
         print(f"concurrency {c:>2}: gateway/direct throughput {results[f'ratio_throughput_c{c}']:.3f}, "
               f"added p50 {results[f'added_p50_us_c{c}']:.0f} us, added p99 {results[f'added_p99_us_c{c}']:.0f} us")
     if "audited" in results:

@@ -92,7 +92,10 @@ public struct UpstreamOutcome: Sendable {
 
 /// One request as the audit log sees it. Never holds the image or the token.
 public struct AuditEvent: Sendable {
+    /// The gateway's id for the request (always generated).
     public var requestID: String
+    /// The well-formed `X-Request-Id` the client sent, if any: kept for correlation only.
+    public var clientRequestID: String?
     public var traceID: String?
     public var receivedAt: Date
     public var subject: String?
@@ -119,13 +122,14 @@ public struct AuditEvent: Sendable {
     public var target: [String: String]
 
     public init(
-        requestID: String, traceID: String? = nil, receivedAt: Date, subject: String? = nil,
+        requestID: String, clientRequestID: String? = nil, traceID: String? = nil, receivedAt: Date, subject: String? = nil,
         issuer: String? = nil, roles: [String] = [], endpoint: String, decision: RouteDecision? = nil,
         verdict: String? = nil, reasonCodes: [String] = [], status: Int, upstreamStatus: Int? = nil,
         errorCode: String? = nil, latencySeconds: Double, upstreamLatencySeconds: Double? = nil,
         inputBytes: Int = 0, contentType: String? = nil, inputHMAC: String? = nil, target: [String: String] = [:]
     ) {
         self.requestID = requestID
+        self.clientRequestID = clientRequestID
         self.traceID = traceID
         self.receivedAt = receivedAt
         self.subject = subject

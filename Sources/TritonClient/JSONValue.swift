@@ -141,10 +141,41 @@ extension JSONValue: CustomStringConvertible {
 extension JSONValue {
     /// Parses a complete JSON document. Throws ``TritonClientError/Code/malformedResponse`` on any error.
     public static func parse(_ bytes: some Collection<UInt8>) throws(TritonClientError) -> JSONValue {
-        let array = bytes as? [UInt8] ?? Array(bytes)
-        return try array.withUnsafeBufferPointer { (buffer) throws(TritonClientError) -> JSONValue in
-            var parser = JSONParser(buffer)
-            return try parser.parseDocument()
+        try parse(bytes, maxValues: .max)
+    }
+
+    /// Parses a complete JSON document of at most `maxValues` values (every scalar, array
+    /// and object counts one): the tree of a document that passes holds at most that many
+    /// nodes, whatever the document's size. Throws past the limit, as on any error.
+    public static func parse(_ bytes: some Collection<UInt8>, maxValues: Int) throws(TritonClientError) -> JSONValue {
+        try withParser(bytes, maxValues: maxValues) { (parser) throws(TritonClientError) in try parser.parseDocument() }
+    }
+
+    /// The value of the member `name` of a document that must be a JSON object; `nil` when
+    /// it has none. The whole document's syntax is checked, but nothing outside that
+    /// member is kept, so the memory this takes does not grow with what else the document
+    /// holds (only that member's value counts against `maxValues`). Throws on malformed
+    /// JSON, on a document that is not an object, and when `name` appears twice.
+    public static func member(
+        _ name: String, ofObject bytes: some Collection<UInt8>, maxValues: Int = .max
+    ) throws(TritonClientError) -> JSONValue? {
+        try withParser(bytes, maxValues: maxValues) { (parser) throws(TritonClientError) in try parser.parseMember(name) }
+    }
+
+    private static func withParser<T>(
+        _ bytes: some Collection<UInt8>, maxValues: Int, _ body: (inout JSONParser) throws(TritonClientError) -> T
+    ) throws(TritonClientError) -> T {
+        // Contiguous bytes (an array or a slice of one) are read in place, not copied.
+        let result = bytes.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(TritonClientError) -> T in
+                var parser = JSONParser(buffer, maxValues: maxValues)
+                return try body(&parser)
+            }
+        }
+        if let result { return try result.get() }
+        return try Array(bytes).withUnsafeBufferPointer { (buffer) throws(TritonClientError) -> T in
+            var parser = JSONParser(buffer, maxValues: maxValues)
+            return try body(&parser)
         }
     }
 
@@ -154,21 +185,43 @@ extension JSONValue {
     }
 }
 
-/// A small recursive-descent JSON parser: strict about syntax, bounded in depth,
-/// and keeping duplicate object keys instead of failing on them.
+/// A small recursive-descent JSON parser: strict about syntax, bounded in depth and
+/// (optionally) in the number of values it builds, and keeping duplicate object keys
+/// instead of failing on them.
 struct JSONParser {
     private let input: UnsafeBufferPointer<UInt8>
     private var position = 0
     private var depth = 0
     private static let maxDepth = 256
+    private let maxValues: Int
+    private var values = 0
+    /// Values are checked but not built (`.null` stands in): the parts of a document a
+    /// caller does not want cost no memory.
+    private var discarding = false
 
-    init(_ input: UnsafeBufferPointer<UInt8>) { self.input = input }
+    init(_ input: UnsafeBufferPointer<UInt8>, maxValues: Int = .max) {
+        self.input = input
+        self.maxValues = maxValues
+    }
 
     mutating func parseDocument() throws(TritonClientError) -> JSONValue {
         let value = try parseValue()
+        try expectEnd()
+        return value
+    }
+
+    private mutating func expectEnd() throws(TritonClientError) {
         skipWhitespace()
         guard position == input.count else { throw fail("trailing characters after the JSON document") }
-        return value
+    }
+
+    /// The top-level object's member `name`, every other member checked and discarded.
+    mutating func parseMember(_ name: String) throws(TritonClientError) -> JSONValue? {
+        skipWhitespace()
+        guard position < input.count, input[position] == UInt8(ascii: "{") else { throw fail("expected an object") }
+        guard case .object(let members) = try parseObject(onlyMember: name) else { return nil }
+        try expectEnd()
+        return members.first?.value
     }
 
     private func fail(_ what: String) -> TritonClientError {
@@ -187,6 +240,10 @@ struct JSONParser {
     private mutating func parseValue() throws(TritonClientError) -> JSONValue {
         skipWhitespace()
         guard position < input.count else { throw fail("unexpected end of input") }
+        if !discarding {
+            values += 1
+            if values > maxValues { throw fail("more than \(maxValues) values") }
+        }
         switch input[position] {
         case UInt8(ascii: "{"): return try parseObject()
         case UInt8(ascii: "["): return try parseArray()
@@ -212,7 +269,9 @@ struct JSONParser {
         if depth > Self.maxDepth { throw fail("nesting deeper than \(Self.maxDepth)") }
     }
 
-    private mutating func parseObject() throws(TritonClientError) -> JSONValue {
+    /// With `onlyMember`, only that member is kept (the others are checked and discarded),
+    /// and a second one with that name is an error.
+    private mutating func parseObject(onlyMember: String? = nil) throws(TritonClientError) -> JSONValue {
         try enter()
         defer { depth -= 1 }
         position += 1
@@ -229,8 +288,13 @@ struct JSONParser {
             skipWhitespace()
             guard position < input.count, input[position] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             position += 1
+            let keep = !discarding && (onlyMember == nil || key == onlyMember)
+            if keep, onlyMember != nil, !members.isEmpty { throw fail("member \"\(key)\" given twice") }
+            let outerDiscarding = discarding
+            discarding = !keep
             let value = try parseValue()
-            members.append((key: key, value: value))
+            discarding = outerDiscarding
+            if keep { members.append((key: key, value: value)) }
             skipWhitespace()
             guard position < input.count else { throw fail("unexpected end of input in object") }
             if input[position] == UInt8(ascii: ",") { position += 1; continue }
@@ -250,7 +314,8 @@ struct JSONParser {
             return .array(items)
         }
         while true {
-            items.append(try parseValue())
+            let item = try parseValue()
+            if !discarding { items.append(item) }
             skipWhitespace()
             guard position < input.count else { throw fail("unexpected end of input in array") }
             if input[position] == UInt8(ascii: ",") { position += 1; continue }
@@ -266,7 +331,7 @@ struct JSONParser {
         while position < input.count {
             let c = input[position]
             if c == UInt8(ascii: "\"") {
-                let s = String(decoding: UnsafeBufferPointer(rebasing: input[start..<position]), as: UTF8.self)
+                let s = discarding ? "" : String(decoding: UnsafeBufferPointer(rebasing: input[start..<position]), as: UTF8.self)
                 position += 1
                 return s
             }
@@ -366,6 +431,7 @@ struct JSONParser {
             while position < input.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(input[position]) { position += 1 }
             guard position > expStart else { throw fail("expected exponent digits") }
         }
+        if discarding { return .null }
         let text = String(decoding: UnsafeBufferPointer(rebasing: input[start..<position]), as: UTF8.self)
         if isInteger {
             if let v = Int64(text) { return .int(v) }

@@ -68,7 +68,7 @@ struct Serve: AsyncParsableCommand {
         let app = try await buildGatewayApplication(configuration: configuration, logger: logger)
         logger.notice("gateway starting", metadata: [
             "listen.host": .string(configuration.listen.host), "listen.port": .stringConvertible(configuration.listen.port),
-            "triton.url": .string(configuration.triton.url),
+            "triton.url": .string(configuration.triton.redactedURL),
         ])
         try await runGateway(app, configuration: configuration)
     }
@@ -89,7 +89,7 @@ struct Config: AsyncParsableCommand {
             do {
                 let c = try GatewayConfiguration.load(path: path)
                 print("ok: \(path)")
-                print("  listen \(c.listen.host):\(c.listen.port) -> triton \(c.triton.url)")
+                print("  listen \(c.listen.host):\(c.listen.port) -> triton \(c.triton.redactedURL)")
                 print("  default route \(c.routes.defaultRoute); routes: \(c.routes.models.keys.sorted().joined(separator: ", "))")
                 print("  readiness models: \(c.readinessModels.joined(separator: ", "))")
                 print("  audit \(c.audit.enabled ? "on" : "off"), metrics \(c.metrics.enabled ? "on" : "off"), log \(c.logging.level)/\(c.logging.format)")

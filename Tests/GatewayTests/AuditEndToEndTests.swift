@@ -149,15 +149,7 @@ struct AuditEndToEndTests {
         var sections = env.overrides(pollInterval: 3600, instance: "killed", sighup: true)
         sections["logging"] = "logging:\n  level: error\n  format: json\n"
         let yaml = env.setup.yaml(tritonURL: env.tritonURL, port: port, overrides: sections)
-        let configURL = env.directory.appendingPathComponent("gateway.yaml")
-        try Data(yaml.utf8).write(to: configURL)
-
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = ["serve", "--config", configURL.path]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try startGatewayBinary(executable, yaml: yaml, in: env.directory)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 
         let caller = try Caller(port: port, token: try env.setup.token(subject: "binary-user", roles: ["admin"]))

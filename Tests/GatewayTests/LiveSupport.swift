@@ -148,8 +148,17 @@ enum TokenForge {
 final class RawSocket: @unchecked Sendable {
     let fd: Int32
 
-    init(port: Int) throws {
+    /// Connects to `port` on 127.0.0.1; `source` (another loopback address, such as
+    /// 127.0.0.2) makes the connection come from a different peer address.
+    init(port: Int, source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            if bound != 0 { close(fd); throw POSIXError(.EADDRNOTAVAIL) }
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)

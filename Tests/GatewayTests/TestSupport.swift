@@ -56,6 +56,9 @@ struct TestSetup {
             "limits": "limits:\n  max_body_bytes: 65536\n  max_header_bytes: 16384\n  max_image_pixels: 4000000\n  max_concurrent_upstream: 16\n",
             "auth": authSection(),
             "rate_limit": "rate_limit:\n  enabled: true\n  rate_per_second: 1000\n  burst: 1000\n",
+            // Suites that walk the refusal tables send dozens of bad tokens from 127.0.0.1;
+            // AuthFailureLimitTests sets a small budget to test the limit itself.
+            "auth_failure_limit": "auth_failure_limit:\n  enabled: true\n  burst: 100000\n",
             "routes": "routes:\n  default: moderation\n  models:\n    moderation:\n      model: \(model)\n",
             "logging": "logging:\n  level: warning\n  format: json\n",
             "upstream": "upstream:\n  circuit_failure_threshold: 2\n  circuit_open_seconds: 1\n",

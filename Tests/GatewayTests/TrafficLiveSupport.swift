@@ -159,6 +159,27 @@ func gatewayExecutable() -> URL? {
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
 }
 
+/// Starts `moderation-gateway serve` with `yaml` written to `directory`/gateway.yaml
+/// (output discarded, or written to `output`); the caller kills it.
+func startGatewayBinary(_ executable: URL, yaml: String, in directory: URL, output: URL? = nil) throws -> Process {
+    let configURL = directory.appendingPathComponent("gateway.yaml")
+    try Data(yaml.utf8).write(to: configURL)
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = ["serve", "--config", configURL.path]
+    if let output {
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        process.standardError = handle
+    } else {
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+    }
+    try process.run()
+    return process
+}
+
 /// One HTTP/1.1 exchange over a fresh socket (`Connection: close`), for the
 /// gateway's non-KServe routes (admin API, metrics, health).
 func plainHTTP(port: Int, method: String, path: String, token: String?, body: [UInt8] = [], contentType: String? = nil) async throws -> RawHTTPResponse {

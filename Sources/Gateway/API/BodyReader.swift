@@ -62,6 +62,15 @@ enum BodyReader {
         }
     }
 
+    /// The most bytes reading this body can hold at once: for a compressed body the
+    /// decompressed limit plus the compressed bytes, otherwise its declared length (or the
+    /// limit, when it declares none). A bad header counts as the limit (`read` refuses it).
+    static func largestSize(_ request: Request, limit: Int) -> Int {
+        let declared = request.headers[.contentLength].flatMap { Int($0) }.map { min(max($0, 0), limit) }
+        guard (try? contentCoding(request)) == false else { return limit + (declared ?? limit) }
+        return declared ?? limit
+    }
+
     /// Whether the body is compressed: `gzip`, `x-gzip` or `deflate` (one coding);
     /// none or `identity` is plain; anything else is refused.
     private static func contentCoding(_ request: Request) throws -> Bool {

@@ -19,8 +19,13 @@ enum InferRequestValidator {
         init(_ detail: String) { self.detail = detail }
     }
 
+    /// What one parsed value takes in the validator's tree, rounded up: a `JSONValue` in an
+    /// array (24 bytes) or an object member with its key (40).
+    static let bytesPerValue = 48
+
     /// Validates `body`; `headerLength` is the parsed `Inference-Header-Content-Length` (nil → all JSON).
-    static func validate(body: [UInt8], headerLength: Int?) throws(Invalid) {
+    /// A JSON part of more than `maxValues` values is refused before its tree grows past them.
+    static func validate(body: [UInt8], headerLength: Int?, maxValues: Int = .max) throws(Invalid) {
         let jsonLength = headerLength ?? body.count
         guard jsonLength > 0, jsonLength <= body.count else {
             throw Invalid("Inference-Header-Content-Length must be between 1 and the body size.")
@@ -28,9 +33,14 @@ enum InferRequestValidator {
         // The client library's parser: hand-written, depth-limited, and it keeps
         // duplicate members, so they can be refused (Triton and the gateway must
         // not read different values of the same key).
-        guard let document = try? JSONValue.parse(body[0..<jsonLength]), case .object = document else {
-            throw Invalid("The inference request header is not a valid JSON object.")
+        let parsed: JSONValue
+        do {
+            parsed = try JSONValue.parse(body[0..<jsonLength], maxValues: maxValues)
+        } catch {
+            throw Invalid("The inference request header is not a valid JSON object (of at most \(maxValues) values).")
         }
+        guard case .object = parsed else { throw Invalid("The inference request header is not a valid JSON object.") }
+        let document = parsed
         guard !hasDuplicateMembers(document, depth: 0) else {
             throw Invalid("The inference request header repeats a member name.")
         }

@@ -94,15 +94,20 @@ struct KServeHandler: Sendable {
             headerLength = n
         }
         context.record.update { $0.contentType = mediaType ?? "application/json" }
-        let body = try await BodyReader.read(request, limit: core.configuration.limits.maxBodyBytes)
-        context.record.update {
-            $0.inputBytes = body.count
-            $0.inputHMAC = core.inputHMAC(body)
-        }
-        do {
-            try InferRequestValidator.validate(body: body, headerLength: headerLength)
-        } catch {
-            throw GatewayProblem(.badRequest, "invalid-inference-request", error.detail)
+        // The validator's tree holds at most `max_json_values` nodes, and a document needs
+        // at least two bytes per value: reserve for whichever is fewer.
+        let maxValues = core.configuration.limits.maxJSONValues
+        let body = try await core.readBody(request, copies: 1, extra: { min(maxValues, $0 / 2) * InferRequestValidator.bytesPerValue }) { body in
+            context.record.update {
+                $0.inputBytes = body.count
+                $0.inputHMAC = core.inputHMAC(body)
+            }
+            do throws(InferRequestValidator.Invalid) {
+                try InferRequestValidator.validate(body: body, headerLength: headerLength, maxValues: maxValues)
+            } catch {
+                throw GatewayProblem(.badRequest, "invalid-inference-request", error.detail)
+            }
+            return body
         }
         var headers: [(String, String)] = [
             ("Content-Type", headerLength == nil ? "application/json" : "application/octet-stream"),

@@ -100,6 +100,27 @@ struct ModerationHandler: Sendable {
 
     static func round3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
 
+    /// The image of a `{"image": "<base64>"}` body. Only that member is kept: the rest
+    /// of the document is checked as JSON and dropped as it is read, so whatever else it
+    /// holds (four million zeros) costs no memory.
+    static func imageFromJSON(_ body: [UInt8]) throws -> [UInt8] {
+        let member: JSONValue?
+        do {
+            member = try JSONValue.member("image", ofObject: body)
+        } catch {
+            throw GatewayProblem.badRequest("The body is not a valid JSON object with one \"image\" member.")
+        }
+        guard case .string(let encoded)? = member else {
+            throw GatewayProblem.badRequest("The JSON body needs a string member \"image\" holding base64 image bytes.")
+        }
+        guard let decoded = Data(base64Encoded: encoded, options: [.ignoreUnknownCharacters]), !decoded.isEmpty,
+            isStrictBase64(encoded)
+        else {
+            throw GatewayProblem.badRequest("The \"image\" member is not valid base64.")
+        }
+        return [UInt8](decoded)
+    }
+
     static func headerPairs(_ request: Request) -> [(String, String)] {
         request.headers.map { ($0.name.canonicalName, $0.value) }.filter { $0.0 != "authorization" }
     }
@@ -115,26 +136,10 @@ struct ModerationHandler: Sendable {
             throw GatewayProblem.unsupportedMediaType("Content type \(Self.printable(mediaType)) is not accepted; send an image or application/json.")
         }
         context.record.update { $0.contentType = mediaType }
-        let limit = core.configuration.limits.maxBodyBytes
-        let body = try await BodyReader.read(request, limit: limit)
-        context.record.update { $0.inputBytes = body.count }
-        var image = body
-        if isJSON {
-            let object: Any
-            do {
-                object = try JSONSerialization.jsonObject(with: Data(body))
-            } catch {
-                throw GatewayProblem.badRequest("The body is not valid JSON.")
-            }
-            guard let dict = object as? [String: Any], let encoded = dict["image"] as? String else {
-                throw GatewayProblem.badRequest("The JSON body needs a string member \"image\" holding base64 image bytes.")
-            }
-            guard let decoded = Data(base64Encoded: encoded, options: [.ignoreUnknownCharacters]), !decoded.isEmpty,
-                Self.isStrictBase64(encoded)
-            else {
-                throw GatewayProblem.badRequest("The \"image\" member is not valid base64.")
-            }
-            image = [UInt8](decoded)
+        // A JSON body holds, at its peak, the body, the base64 text and the decoded image.
+        let image = try await core.readBody(request, copies: isJSON ? 3 : 1) { body in
+            context.record.update { $0.inputBytes = body.count }
+            return isJSON ? try Self.imageFromJSON(body) : body
         }
         context.record.update { $0.inputHMAC = core.inputHMAC(image) }
         return (image, mediaType)

@@ -549,6 +549,7 @@ final class AuditWriter: @unchecked Sendable {
         case .request(let event):
             json.string("type", "request")
             json.string("request_id", event.requestID)
+            if let clientRequestID = event.clientRequestID { json.string("client_request_id", clientRequestID) }
             json.string("trace_id", event.traceID)
             json.string("received_at", UTCTimestamp.millis(event.receivedAt))
             if let subject = event.subject {

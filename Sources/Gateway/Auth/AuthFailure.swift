@@ -35,25 +35,43 @@ public struct AuthFailure: Error, Sendable, Equatable, CustomStringConvertible {
         public static let wrongAudience = Reason(rawValue: "wrong_audience")
         /// A valid token whose roles do not grant the permission or model (403).
         public static let forbidden = Reason(rawValue: "forbidden")
+        /// The peer address has failed authentication too often; refused before its
+        /// token was looked at (429, `Retry-After`).
+        public static let peerLimited = Reason(rawValue: "peer_limited")
 
         /// Every reason this module produces, to pre-create metric series.
         public static let allCases: [Reason] = [
             .missingToken, .malformedHeader, .oversized, .malformedToken, .algorithmNotAllowed, .unknownKey,
             .badSignature, .crit, .missingExp, .expired, .notYetValid, .issuedInFuture, .badClaimType,
-            .missingSubject, .wrongIssuer, .wrongAudience, .forbidden,
+            .missingSubject, .wrongIssuer, .wrongAudience, .forbidden, .peerLimited,
         ]
     }
 
     public var reason: Reason
-    /// HTTP status: 401, 431 for an oversized `Authorization` header, 403 for `forbidden`.
+    /// HTTP status: 401, 431 for an oversized `Authorization` header, 403 for `forbidden`,
+    /// 429 for `peerLimited`.
     public var status: Int
     /// Safe to show to the client.
     public var detail: String
+    /// For 429: whole seconds until the peer may try again (`Retry-After`).
+    public var retryAfterSeconds: Int?
 
-    public init(reason: Reason, status: Int, detail: String) {
+    public init(reason: Reason, status: Int, detail: String, retryAfterSeconds: Int? = nil) {
         self.reason = reason
         self.status = status
         self.detail = detail
+        self.retryAfterSeconds = retryAfterSeconds
+    }
+
+    /// Whether this refusal counts against the peer's failed-authentication budget: a
+    /// token (or its absence) that did not authenticate. Not 403 (a valid token) and not
+    /// the limiter's own 429.
+    public var countsAgainstPeer: Bool { status == 401 || status == 431 }
+
+    static func peerLimited(retryAfterSeconds: Int) -> AuthFailure {
+        AuthFailure(
+            reason: .peerLimited, status: 429,
+            detail: "Too many failed authentications from this address; try again later.", retryAfterSeconds: retryAfterSeconds)
     }
 
     /// True when the response must carry `WWW-Authenticate` (every 401).

@@ -4,22 +4,20 @@ import Synchronization
 
 /// Verifies `Authorization: Bearer <JWT>` headers and turns them into a `Principal`.
 ///
-/// libjwt 1.10 trusts the token's header for the algorithm, so the header is
-/// parsed and checked here first: the `kid` picks one configured key, the
-/// token's `alg` must equal that key's pinned algorithm exactly, `none` and
-/// `crit` are refused, and `jku`/`x5u`/`jwk`/`x5c` are never looked at. HS256
-/// is verified here with a constant-time HMAC comparison; RS256/ES256 go to
-/// libjwt with that key's public PEM only. All claims are checked here, since
-/// libjwt checks none.
+/// The header is parsed and checked here first: the `kid` picks one configured
+/// key, the token's `alg` must equal that key's pinned algorithm exactly, `none`
+/// and `crit` are refused, and `jku`/`x5u`/`jwk`/`x5c` are never looked at.
+/// Signatures are checked with swift-crypto against keys parsed once at load:
+/// HS256 with a constant-time HMAC comparison, RS256 with `_RSA.Signing`, ES256
+/// with `P256.Signing`. All claims are checked here.
 ///
 /// A token that passed every check is remembered with its principal (by SHA-256
 /// of the whole token, until the key ring changes or the token expires): what
 /// it grants depends only on its bytes, the configuration and the keys, so a
-/// repeat use skips the parsing and the signature (libjwt parses the PEM key on
-/// every call, which costs milliseconds with OpenSSL 3; HS256 and the JSON cost
-/// a few microseconds). Its time claims (`exp`, `nbf`, `iat`) are still checked
-/// on every request, and only tokens that verified are remembered, so forged
-/// tokens cannot fill the cache.
+/// repeat use skips the parsing and the signature. Its time claims (`exp`,
+/// `nbf`, `iat`) are still checked on every request, and only tokens that
+/// verified are remembered, so forged tokens cannot fill the cache; forged
+/// tokens are bounded per peer by the caller's `admit` instead.
 public final class JWTAuthenticator: Sendable {
     public let configuration: AuthConfiguration
     private let baseDirectory: URL
@@ -100,30 +98,55 @@ public final class JWTAuthenticator: Sendable {
         state.withLock { $0.keyRing.keysByKid.keys.sorted() }
     }
 
-    public func authenticate(authorizationHeader: String?, now: Date = Date()) -> Result<Principal, AuthFailure> {
+    /// Checks the header. A token this key ring already accepted costs a hash and a lookup;
+    /// for anything else `admit` is asked first (the caller's per-peer limit on failed
+    /// authentications), and `.limited` refuses it with 429 before the token is parsed or
+    /// any signature is checked.
+    public func authenticate(
+        authorizationHeader: String?, now: Date = Date(), admit: () -> RateDecision = { .allowed(remaining: 1) }
+    ) -> Result<Principal, AuthFailure> {
         do throws(AuthFailure) {
-            return .success(try verify(authorizationHeader: authorizationHeader, now: now))
+            return .success(try verify(authorizationHeader: authorizationHeader, now: now, admit: admit))
         } catch {
             return .failure(error)
         }
     }
 
-    private func verify(authorizationHeader: String?, now: Date) throws(AuthFailure) -> Principal {
-        guard let authorizationHeader else {
+    /// Whether the header carries a token this key ring has already accepted (its time
+    /// claims are not checked here): the cheap test the connection guard makes before
+    /// refusing a limited peer.
+    public func hasRememberedToken(authorizationHeader: String?) -> Bool {
+        guard let authorizationHeader else { return false }
+        return remembered(Array(authorizationHeader.utf8)).entry != nil
+    }
+
+    /// The bearer token of a well-formed header within the size limit, its digest, and
+    /// what is remembered for it.
+    private func remembered(_ header: [UInt8]) -> (token: ArraySlice<UInt8>?, digest: TokenDigest?, entry: Remembered?) {
+        guard header.count <= configuration.maxTokenBytes, let token = try? Self.bearerToken(header) else { return (nil, nil, nil) }
+        let digest = TokenDigest(token)
+        return (token, digest, state.withLock { $0.remembered[digest] })
+    }
+
+    private func verify(authorizationHeader: String?, now: Date, admit: () -> RateDecision) throws(AuthFailure) -> Principal {
+        let header = authorizationHeader.map { Array($0.utf8) }
+        let known = header.map { remembered($0) }
+        if let entry = known?.entry {
+            try checkTimes(entry.times, now: now)
+            return entry.principal
+        }
+        if case .limited(let seconds) = admit() { throw .peerLimited(retryAfterSeconds: seconds) }
+        guard let header else {
             throw .unauthorized(.missingToken, "This endpoint requires an Authorization header with a Bearer token.")
         }
-        let header = Array(authorizationHeader.utf8)
         guard header.count <= configuration.maxTokenBytes else {
             throw AuthFailure(
                 reason: .oversized, status: 431,
                 detail: "The Authorization header is larger than \(configuration.maxTokenBytes) bytes.")
         }
-        let token = try Self.bearerToken(header)
-        let digest = TokenDigest(token)
-        if let remembered = state.withLock({ $0.remembered[digest] }) {
-            try checkTimes(remembered.times, now: now)
-            return remembered.principal
-        }
+        let token: ArraySlice<UInt8>
+        if let parsed = known?.token { token = parsed } else { token = try Self.bearerToken(header) }
+        let digest = known?.digest ?? TokenDigest(token)
         let parts = try Self.split(token)
 
         // Header first: it decides which key and which code path verifies the signature.
@@ -222,11 +245,12 @@ public final class JWTAuthenticator: Sendable {
             return HMAC<SHA256>.isValidAuthenticationCode(
                 signature, authenticating: Array(signingInput), using: SymmetricKey(data: secret))
         case .publicKey(let material):
-            guard key.algorithm == .rs256 || key.algorithm == .es256, signature.count == material.signatureLength else {
+            switch (key.algorithm, material.verifier) {
+            case (.rs256, .rsa), (.es256, .p256):
+                return material.isValidSignature(signature, for: token.prefix(signingInputCount))
+            default:
                 return false
             }
-            return LibJWT.verify(
-                token: String(decoding: token, as: UTF8.self), publicKeyPEM: material.pem, algorithm: key.algorithm)
         }
     }
 

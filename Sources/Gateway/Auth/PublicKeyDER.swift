@@ -1,10 +1,12 @@
-import Crypto
+// Key values are immutable; this swift-crypto release does not mark P256 keys Sendable yet.
+@preconcurrency import Crypto
 import Foundation
+import _CryptoExtras
 
 /// The little DER (X.690) that public key files need: reading and writing a
-/// SubjectPublicKeyInfo for RSA and EC P-256 keys. Every key handed to
-/// libjwt is re-encoded by this code from its parsed numbers, so libjwt only
-/// ever sees a well-formed public key of the type the algorithm expects.
+/// SubjectPublicKeyInfo for RSA and EC P-256 keys. Every key is re-encoded by
+/// this code from its parsed numbers before swift-crypto parses it, so the
+/// verifier only ever holds a well-formed public key of the type the algorithm expects.
 enum PublicKeyDER {
     struct Element {
         var tag: UInt8
@@ -84,12 +86,32 @@ enum PublicKeyDER {
     static let prime256v1OID: [UInt8] = [0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07]  // 1.2.840.10045.3.1.7
 }
 
-/// A public key checked and normalised for one algorithm.
+/// A public key checked and normalised for one algorithm, parsed once when the keys
+/// load: verifying a signature then costs the public-key operation alone (tens of
+/// microseconds), not a PEM parse per call as through libjwt and OpenSSL (milliseconds).
 struct PublicKeyMaterial: Sendable {
-    /// SubjectPublicKeyInfo PEM as given to libjwt.
-    var pem: [UInt8]
+    enum Verifier: Sendable {
+        case rsa(_RSA.Signing.PublicKey)
+        case p256(P256.Signing.PublicKey)
+    }
+
+    var verifier: Verifier
     /// Exact length of a valid signature: the RSA modulus size, or 64 for ES256 (R || S).
     var signatureLength: Int
+
+    /// Whether `signature` is this key's RS256 (PKCS #1 v1.5, SHA-256) or ES256
+    /// (ECDSA P-256, SHA-256, R || S) signature of `signingInput`.
+    func isValidSignature(_ signature: [UInt8], for signingInput: ArraySlice<UInt8>) -> Bool {
+        guard signature.count == signatureLength else { return false }
+        let digest = SHA256.hash(data: signingInput)
+        switch verifier {
+        case .rsa(let key):
+            return key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: digest, padding: .insecurePKCS1v1_5)
+        case .p256(let key):
+            guard let parsed = try? P256.Signing.ECDSASignature(rawRepresentation: signature) else { return false }
+            return key.isValidSignature(parsed, for: digest)
+        }
+    }
 
     static let minimumRSABits = 2048
     static let maximumRSABits = 8192
@@ -109,7 +131,11 @@ struct PublicKeyMaterial: Sendable {
         let rsaPublicKey = PublicKeyDER.encode(tag: 0x30, PublicKeyDER.unsignedInteger(n) + PublicKeyDER.unsignedInteger(e))
         let algorithm = PublicKeyDER.encode(tag: 0x30, PublicKeyDER.encode(tag: 0x06, PublicKeyDER.rsaEncryptionOID) + [0x05, 0x00])
         let spki = PublicKeyDER.encode(tag: 0x30, algorithm + PublicKeyDER.encode(tag: 0x03, [0x00] + rsaPublicKey))
-        return PublicKeyMaterial(pem: pemEncode(spki), signatureLength: (bits + 7) / 8)
+        do {
+            return PublicKeyMaterial(verifier: .rsa(try _RSA.Signing.PublicKey(derRepresentation: spki)), signatureLength: (bits + 7) / 8)
+        } catch {
+            throw KeyMaterialError("RSA public key refused by the verifier (exponent too large?)")
+        }
     }
 
     /// EC P-256 from the affine coordinates (JWK `x`, `y`); the point must lie on the curve.
@@ -120,8 +146,7 @@ struct PublicKeyMaterial: Sendable {
 
     static func p256(x963: [UInt8]) throws(KeyMaterialError) -> PublicKeyMaterial {
         do {
-            let key = try P256.Signing.PublicKey(x963Representation: x963)
-            return PublicKeyMaterial(pem: Array(key.pemRepresentation.utf8), signatureLength: 64)
+            return PublicKeyMaterial(verifier: .p256(try P256.Signing.PublicKey(x963Representation: x963)), signatureLength: 64)
         } catch {
             throw KeyMaterialError("not a valid P-256 public key")
         }
@@ -198,19 +223,6 @@ struct PublicKeyMaterial: Sendable {
         let body = text[start.upperBound..<stop.lowerBound].filter { !$0.isWhitespace }
         guard let data = Data(base64Encoded: String(body)) else { return nil }
         return Array(data)
-    }
-
-    static func pemEncode(_ der: [UInt8]) -> [UInt8] {
-        let base64 = Data(der).base64EncodedString()
-        var lines = ["-----BEGIN PUBLIC KEY-----"]
-        var index = base64.startIndex
-        while index < base64.endIndex {
-            let next = base64.index(index, offsetBy: 64, limitedBy: base64.endIndex) ?? base64.endIndex
-            lines.append(String(base64[index..<next]))
-            index = next
-        }
-        lines.append("-----END PUBLIC KEY-----")
-        return Array((lines.joined(separator: "\n") + "\n").utf8)
     }
 }
 

@@ -52,12 +52,27 @@ public final class RateLimiter: Sendable {
                 bucket.tokens -= 1
                 decision = .allowed(remaining: Int(bucket.tokens))
             } else {
-                let wait = (1 - bucket.tokens) / ratePerSecond
-                decision = .limited(retryAfterSeconds: max(1, Int(wait.rounded(.up))))
+                decision = self.decision(for: bucket)
             }
             buckets[subject] = bucket
             return decision
         }
+    }
+
+    /// What `acquire` would answer for `subject` at `now`, without taking anything
+    /// (and without tracking a subject it has not seen).
+    public func peek(subject: String, now: ContinuousClock.Instant = .now) -> RateDecision {
+        buckets.withLock { buckets in
+            guard var bucket = buckets[subject] else { return .allowed(remaining: burst) }
+            refill(&bucket, now: now)
+            return decision(for: bucket)
+        }
+    }
+
+    private func decision(for bucket: Bucket) -> RateDecision {
+        if bucket.tokens >= 1 { return .allowed(remaining: Int(bucket.tokens)) }
+        let wait = (1 - bucket.tokens) / ratePerSecond
+        return .limited(retryAfterSeconds: max(1, Int(wait.rounded(.up))))
     }
 
     /// Number of subjects currently tracked.

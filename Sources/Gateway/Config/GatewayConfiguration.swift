@@ -10,6 +10,7 @@ public struct GatewayConfiguration: Codable, Sendable {
     public var limits: Limits
     public var auth: AuthConfiguration
     public var rateLimit: RateLimit
+    public var authFailureLimit = AuthFailureLimit()
     public var routes: Routes
     public var metrics: Metrics
     public var logging: Logging
@@ -29,6 +30,7 @@ public struct GatewayConfiguration: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case listen, triton, timeouts, limits, auth, routes, metrics, logging, audit, traffic, upstream, readiness, admin, console
         case rateLimit = "rate_limit"
+        case authFailureLimit = "auth_failure_limit"
         case instanceID = "instance_id"
     }
 
@@ -40,6 +42,7 @@ public struct GatewayConfiguration: Codable, Sendable {
         limits = try c.decodeIfPresent(Limits.self, forKey: .limits) ?? Limits()
         auth = try c.decode(AuthConfiguration.self, forKey: .auth)
         rateLimit = try c.decodeIfPresent(RateLimit.self, forKey: .rateLimit) ?? RateLimit()
+        authFailureLimit = try c.decodeIfPresent(AuthFailureLimit.self, forKey: .authFailureLimit) ?? AuthFailureLimit()
         routes = try c.decodeIfPresent(Routes.self, forKey: .routes) ?? Routes()
         metrics = try c.decodeIfPresent(Metrics.self, forKey: .metrics) ?? Metrics()
         logging = try c.decodeIfPresent(Logging.self, forKey: .logging) ?? Logging()
@@ -73,6 +76,13 @@ public struct GatewayConfiguration: Codable, Sendable {
 
     public struct Triton: Codable, Sendable {
         public var url: String
+        /// `url` for logs and summaries: any user and password replaced by `***`.
+        public var redactedURL: String {
+            guard var components = URLComponents(string: url), components.user != nil || components.password != nil else { return url }
+            components.user = "***"
+            components.password = nil
+            return components.string ?? "(unprintable URL)"
+        }
         public var tls: TLS = TLS()
         public struct TLS: Codable, Sendable {
             public var caFile: String?
@@ -138,9 +148,15 @@ public struct GatewayConfiguration: Codable, Sendable {
         public var maxImagePixels: Int = 40_000_000
         /// Upstream calls in flight at once; further calls get 503 at once.
         public var maxConcurrentUpstream: Int = 64
+        /// Memory all requests together may hold for bodies being read and parsed; each
+        /// reserves its largest possible share first and waits while the budget is spent.
+        public var bodyMemoryBytes: Int = 128 * 1024 * 1024
+        /// Most values (scalars, arrays, objects) in a KServe JSON request the gateway parses.
+        public var maxJSONValues: Int = 1 << 20
         enum CodingKeys: String, CodingKey {
             case maxBodyBytes = "max_body_bytes", maxHeaderBytes = "max_header_bytes"
             case maxImagePixels = "max_image_pixels", maxConcurrentUpstream = "max_concurrent_upstream"
+            case bodyMemoryBytes = "body_memory_bytes", maxJSONValues = "max_json_values"
         }
         public init() {}
         public init(from decoder: any Decoder) throws {
@@ -150,6 +166,8 @@ public struct GatewayConfiguration: Codable, Sendable {
             maxHeaderBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeaderBytes) ?? d.maxHeaderBytes
             maxImagePixels = try c.decodeIfPresent(Int.self, forKey: .maxImagePixels) ?? d.maxImagePixels
             maxConcurrentUpstream = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentUpstream) ?? d.maxConcurrentUpstream
+            bodyMemoryBytes = try c.decodeIfPresent(Int.self, forKey: .bodyMemoryBytes) ?? d.bodyMemoryBytes
+            maxJSONValues = try c.decodeIfPresent(Int.self, forKey: .maxJSONValues) ?? d.maxJSONValues
         }
     }
 
@@ -168,6 +186,32 @@ public struct GatewayConfiguration: Codable, Sendable {
             enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? d.enabled
             ratePerSecond = try c.decodeIfPresent(Double.self, forKey: .ratePerSecond) ?? d.ratePerSecond
             burst = try c.decodeIfPresent(Int.self, forKey: .burst) ?? d.burst
+        }
+    }
+
+    /// Failed authentications per peer address (a token bucket per address): once a
+    /// peer has used up `burst` failures, its requests that would need a token checked
+    /// get 429 before any signature work, refilled at `rate_per_second`. Tokens the
+    /// gateway already accepted keep working from that address.
+    public struct AuthFailureLimit: Codable, Sendable {
+        public var enabled: Bool = true
+        public var ratePerSecond: Double = 1
+        public var burst: Int = 20
+        /// Most peer addresses tracked at once (memory bound).
+        public var maxPeers: Int = 100_000
+        enum CodingKeys: String, CodingKey {
+            case enabled, burst
+            case ratePerSecond = "rate_per_second"
+            case maxPeers = "max_peers"
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = AuthFailureLimit()
+            enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? d.enabled
+            ratePerSecond = try c.decodeIfPresent(Double.self, forKey: .ratePerSecond) ?? d.ratePerSecond
+            burst = try c.decodeIfPresent(Int.self, forKey: .burst) ?? d.burst
+            maxPeers = try c.decodeIfPresent(Int.self, forKey: .maxPeers) ?? d.maxPeers
         }
     }
 
@@ -480,8 +524,13 @@ extension GatewayConfiguration {
         try check(limits.maxHeaderBytes >= 1024 && limits.maxHeaderBytes <= 1 << 20, "limits.max_header_bytes", "must be in [1024, 1 MiB]")
         try check(limits.maxImagePixels >= 1, "limits.max_image_pixels", "must be positive")
         try check(limits.maxConcurrentUpstream >= 1, "limits.max_concurrent_upstream", "must be at least 1")
+        try check(limits.bodyMemoryBytes >= 1 << 20, "limits.body_memory_bytes", "must be at least 1 MiB")
+        try check(limits.maxJSONValues >= 1024, "limits.max_json_values", "must be at least 1024")
         try check(rateLimit.ratePerSecond > 0, "rate_limit.rate_per_second", "must be positive")
         try check(rateLimit.burst >= 1, "rate_limit.burst", "must be at least 1")
+        try check(authFailureLimit.ratePerSecond >= 0.001, "auth_failure_limit.rate_per_second", "must be at least 0.001")
+        try check(authFailureLimit.burst >= 1, "auth_failure_limit.burst", "must be at least 1")
+        try check(authFailureLimit.maxPeers >= 1, "auth_failure_limit.max_peers", "must be at least 1")
         try check(routes.models[routes.defaultRoute] != nil || traffic.file != nil, "routes.default",
             "route '\(routes.defaultRoute)' has no entry in routes.models (and no traffic.file is set)")
         for (route, target) in routes.models {

@@ -85,8 +85,14 @@ public func buildApplication(
     let counter = PeerConnectionCounter(limit: configuration.listen.maxConnectionsPerPeer)
     let headTimeout = TimeAmount.milliseconds(Int64(configuration.timeouts.request * 1000))
     let decoderLimit = max(64 * 1024, configuration.limits.maxHeaderBytes * 2)
+    let refusal: ConnectionGuard.Refusal?
+    if core.authFailureLimiter != nil {
+        refusal = { peer, path, authorization in core.refusalBeforeRouting(peer: peer, path: path, authorization: authorization) }
+    } else {
+        refusal = nil
+    }
     let http1 = HTTP1Channel.Configuration(
-        additionalChannelHandlers: [ConnectionGuard(counter: counter, headTimeout: headTimeout)],
+        additionalChannelHandlers: [ConnectionGuard(counter: counter, headTimeout: headTimeout, refusal: refusal)],
         idleTimeout: .milliseconds(Int64(configuration.timeouts.idle * 1000)),
         httpDecoderConfiguration: .init(maxHeaderFieldSize: decoderLimit, maxHeaderListSize: decoderLimit, maxHeaderFieldCount: 256))
     let app = Application(

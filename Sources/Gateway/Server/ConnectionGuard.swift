@@ -35,14 +35,30 @@ final class PeerConnectionCounter: Sendable {
 /// `timeouts.request` of its head (or only closes, if the handler already
 /// answered without waiting for the body), and quietly closes a keep-alive
 /// connection left idle that long after a response.
+///
+/// It also answers 429 itself, before the request reaches the router, when
+/// `refusal` says so (a peer over its failed-authentication budget): a flood of
+/// forged tokens then costs an HTTP parse and a prepared answer, not a handler
+/// task, an audit event and a signature check. It does so only when no earlier
+/// request on the connection is still unanswered, and reads and drops that
+/// request's body so the connection stays usable.
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
+    /// Retry-After seconds when a request from `peer` for `path` with this `Authorization`
+    /// value is to be refused with 429 here; `nil` lets it through.
+    typealias Refusal = @Sendable (_ peer: String, _ path: String, _ authorization: String?) -> Int?
+
     let counter: PeerConnectionCounter
     let headTimeout: TimeAmount
+    let refusal: Refusal?
+    /// The body of a request this guard refused is being read and dropped.
+    private var discardingBody = false
+    /// That request asked for the connection to close after its answer.
+    private var closeAfterDiscard = false
     private var peer: String?
     private var timer: Scheduled<Void>?
     private var bodyTimer: Scheduled<Void>?
@@ -58,9 +74,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private var requestInProgress: Bool { headsRead > responsesEnded }
 
-    init(counter: PeerConnectionCounter, headTimeout: TimeAmount) {
+    init(counter: PeerConnectionCounter, headTimeout: TimeAmount, refusal: Refusal? = nil) {
         self.counter = counter
         self.headTimeout = headTimeout
+        self.refusal = refusal
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -146,21 +163,60 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func answer408(context: ChannelHandlerContext, detail: String) {
+        answer(context: context, GatewayProblem(.requestTimeout, "request-timeout", detail), close: true)
+    }
+
+    /// Writes `problem` as this guard's own answer, past the handlers after it.
+    private func answer(context: ChannelHandlerContext, _ problem: GatewayProblem, close: Bool) {
         let requestID = RandomIDs.uuid()
-        var head = HTTPResponse(status: .requestTimeout)
-        head.headerFields[.connection] = "close"
+        var head = HTTPResponse(status: problem.status)
+        if close { head.headerFields[.connection] = "close" }
         head.headerFields[.contentType] = "application/problem+json"
         head.headerFields[.requestID] = requestID
-        let body = ByteBuffer(bytes: GatewayProblem(.requestTimeout, "request-timeout", detail).body(instance: requestID))
+        for (name, value) in problem.headers { head.headerFields.append(HTTPField(name: name, value: value)) }
+        let body = ByteBuffer(bytes: problem.body(instance: requestID))
         head.headerFields[.contentLength] = String(body.readableBytes)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if close { written.whenComplete { _ in context.close(promise: nil) } }
+    }
+
+    /// Answers 429 for a request the `refusal` rule turns away, and starts dropping its body.
+    private func refuseBeforeRouting(context: ChannelHandlerContext, _ request: HTTPRequest) -> Bool {
+        guard let refusal, let peer, !requestInProgress, !discardingBody,
+            let retryAfter = refusal(peer, request.path ?? "", request.headerFields[.authorization])
+        else { return false }
+        // Counted as read and answered, so the idle rules treat the connection as one that was served.
+        headsRead += 1
+        responsesEnded += 1
+        discardingBody = true
+        closeAfterDiscard = request.headerFields[.connection]?.lowercased() == "close"
+        timer?.cancel()
+        timer = nil
+        answer(context: context, GatewayCore.peerLimitedProblem(retryAfterSeconds: retryAfter), close: closeAfterDiscard)
+        // The body must still arrive in time; one that does not ends the connection.
+        bodyTimer?.cancel()
+        bodyTimer = schedule(context) { handler, context in
+            handler.bodyTimer = nil
+            if handler.discardingBody { context.close(promise: nil) }
+        }
+        return true
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if discardingBody {
+            if case .end = unwrapInboundIn(data) {
+                discardingBody = false
+                bodyTimer?.cancel()
+                bodyTimer = nil
+                if !closeAfterDiscard { armTimer(context: context) }
+            }
+            return
+        }
         switch unwrapInboundIn(data) {
-        case .head:
+        case .head(let request):
+            if refuseBeforeRouting(context: context, request) { return }
             headsRead += 1
             bodyComplete = false
             timer?.cancel()

@@ -19,10 +19,14 @@ struct EdgeMiddleware: RouterMiddleware {
         defer { core.metrics.inFlight.decrement() }
 
         var context = context
-        let clientID = request.headers[.requestID]
-        context.requestID = clientID.flatMap { NameRules.isValidRequestID($0) ? $0 : nil } ?? RandomIDs.uuid()
+        // The id the audit log, the logs and Triton know the request by is always ours (a
+        // client could otherwise reuse another request's); a well-formed one the client
+        // sent is kept beside it as `client_request_id`.
+        let clientID = request.headers[.requestID].flatMap { NameRules.isValidRequestID($0) ? $0 : nil }
+        context.requestID = RandomIDs.uuid()
         context.trace = request.headers[.traceparent].flatMap(TraceContext.parse) ?? TraceContext.fresh()
         context.logger[metadataKey: "request.id"] = .string(context.requestID)
+        if let clientID { context.logger[metadataKey: "request.client_id"] = .string(clientID) }
         context.logger[metadataKey: "trace.id"] = .string(context.trace.traceID)
 
         var response: Response
@@ -52,7 +56,7 @@ struct EdgeMiddleware: RouterMiddleware {
         let route = record.routeTemplate ?? context.endpointPath ?? "unmatched"
         let seconds = (clock.now - start).seconds
         let event = AuditEvent(
-            requestID: context.requestID, traceID: context.trace.traceID, receivedAt: receivedAt,
+            requestID: context.requestID, clientRequestID: clientID, traceID: context.trace.traceID, receivedAt: receivedAt,
             subject: record.principal?.subject, issuer: record.principal?.issuer, roles: record.principal?.roles ?? [],
             endpoint: route, decision: record.decision, verdict: record.verdict, reasonCodes: record.reasonCodes,
             status: Int(response.status.code), upstreamStatus: record.upstreamStatus, errorCode: problemSlug,

@@ -8,6 +8,8 @@ public final class GatewayCore: Sendable {
     public let configuration: GatewayConfiguration
     public let authenticator: JWTAuthenticator
     public let rateLimiter: RateLimiter?
+    /// Failed authentications per peer address (`auth_failure_limit`).
+    public let authFailureLimiter: RateLimiter?
     public let resolver: any VariantResolver
     public let auditSink: any AuditSink
     public let upstream: Upstream
@@ -21,6 +23,8 @@ public final class GatewayCore: Sendable {
     public let activity = LiveActivity()
     /// The web console's files when `console.enabled` and the folder was found.
     public let console: ConsoleBundle?
+    /// `limits.body_memory_bytes`, shared by every request that reads a body.
+    let bodyBudget: BodyMemoryBudget
 
     init(
         configuration: GatewayConfiguration, authenticator: JWTAuthenticator, resolver: any VariantResolver,
@@ -34,6 +38,10 @@ public final class GatewayCore: Sendable {
         self.authenticator = authenticator
         self.rateLimiter = configuration.rateLimit.enabled
             ? RateLimiter(ratePerSecond: configuration.rateLimit.ratePerSecond, burst: configuration.rateLimit.burst) : nil
+        let failureLimit = configuration.authFailureLimit
+        self.authFailureLimiter = failureLimit.enabled
+            ? RateLimiter(ratePerSecond: failureLimit.ratePerSecond, burst: failureLimit.burst, maxSubjects: failureLimit.maxPeers) : nil
+        self.bodyBudget = BodyMemoryBudget(capacity: configuration.limits.bodyMemoryBytes)
         self.resolver = resolver
         self.auditSink = auditSink
         self.metrics = metrics
@@ -42,6 +50,19 @@ public final class GatewayCore: Sendable {
             transport: transport, models: configuration.readinessModels, cacheSeconds: configuration.readiness.cacheSeconds,
             pollInterval: .seconds(2), connectTimeout: .milliseconds(Int64(configuration.timeouts.connect * 1000)),
             breaker: upstream.breaker, logger: logger)
+    }
+
+    /// Reads the request's body and makes what the handler needs of it (`parse`) while
+    /// holding a share of the body memory budget: the body's largest possible size times
+    /// `copies` (the body and what is built from it), plus `extra` for that size.
+    func readBody<T: Sendable>(
+        _ request: Request, copies: Int, extra: (Int) -> Int = { _ in 0 }, _ parse: ([UInt8]) throws -> T
+    ) async throws -> T {
+        let limit = configuration.limits.maxBodyBytes
+        let size = BodyReader.largestSize(request, limit: limit)
+        return try await bodyBudget.withReservation(size * copies + extra(size)) {
+            try parse(try await BodyReader.read(request, limit: limit))
+        }
     }
 
     /// Keyed hash of request bytes for the audit log (never the bytes themselves),
@@ -53,11 +74,16 @@ public final class GatewayCore: Sendable {
 
     /// Verifies the bearer token, checks the permission (and model allowlist),
     /// then the caller's rate limit. Throws the matching problem (401/431/403/429).
+    /// A peer over its failed-authentication budget gets 429 before its token is checked
+    /// (unless the token was already accepted), and each failure is charged to its address.
     @discardableResult
     func authorize(_ request: Request, context: GatewayRequestContext, permission: Permission, model: String? = nil) throws -> Principal {
         let header = request.headers[.authorization]
-        switch authenticator.authenticate(authorizationHeader: header, now: Date()) {
+        let peer = context.peerAddress ?? "unknown"
+        let admit = { self.authFailureLimiter?.peek(subject: peer) ?? .allowed(remaining: 1) }
+        switch authenticator.authenticate(authorizationHeader: header, now: Date(), admit: admit) {
         case .failure(let failure):
+            if failure.countsAgainstPeer { _ = authFailureLimiter?.acquire(subject: peer) }
             context.record.update { $0.authFailureReason = failure.reason.rawValue }
             metrics.recordAuthFailure(reason: failure.reason.rawValue)
             throw Self.problem(for: failure, tokenPresent: header != nil)
@@ -79,12 +105,37 @@ public final class GatewayCore: Sendable {
         }
     }
 
+    /// The answer to a peer over its failed-authentication budget (here and in `ConnectionGuard`).
+    static func peerLimitedProblem(retryAfterSeconds: Int) -> GatewayProblem {
+        GatewayProblem(.tooManyRequests, "auth-rate-limited", "Too many failed authentications from this address; try again later.",
+                       headers: [(.retryAfter, String(max(1, retryAfterSeconds)))])
+    }
+
+    /// Whether a request that has just arrived from `peer` is to be refused with 429 before
+    /// routing: the peer is over its failed-authentication budget, the path needs a token,
+    /// and the request carries none this gateway has already accepted. Returns the
+    /// `Retry-After` seconds, or `nil` to let the request through.
+    func refusalBeforeRouting(peer: String, path: String, authorization: String?) -> Int? {
+        guard let limiter = authFailureLimiter, case .limited(let seconds) = limiter.peek(subject: peer),
+            Self.needsToken(path), !authenticator.hasRememberedToken(authorizationHeader: authorization)
+        else { return nil }
+        metrics.recordAuthFailure(reason: AuthFailure.Reason.peerLimited.rawValue)
+        return seconds
+    }
+
+    /// Paths whose every route checks a bearer token (`/metrics` only when configured so).
+    static func needsToken(_ path: String) -> Bool {
+        path.hasPrefix("/v1/") || path.hasPrefix("/v2/") || path.hasPrefix("/admin/")
+    }
+
     static func problem(for failure: AuthFailure, tokenPresent: Bool) -> GatewayProblem {
         switch failure.status {
         case 403:
             return GatewayProblem(.forbidden, "forbidden", "The token does not grant access to this resource.")
         case 431:
             return GatewayProblem(.requestHeaderFieldsTooLarge, "header-too-large", "The Authorization header is too large.")
+        case 429:
+            return peerLimitedProblem(retryAfterSeconds: failure.retryAfterSeconds ?? 1)
         default:
             let challenge = tokenPresent ? "Bearer realm=\"moderation-gateway\", error=\"invalid_token\"" : "Bearer realm=\"moderation-gateway\""
             return GatewayProblem(.unauthorized, "unauthorized", "A valid bearer token is required.", headers: [(.wwwAuthenticate, challenge)])
