@@ -36,6 +36,8 @@ struct AuthFailureLimitTests {
                     client:
                       permissions: [moderate, infer]
                       models: [moderation]
+                    scraper:
+                      permissions: [metrics]
 
                 """,
             "auth_failure_limit": "auth_failure_limit:\n  enabled: true\n  rate_per_second: 0.001\n  burst: \(Self.burst)\n",
@@ -60,6 +62,12 @@ struct AuthFailureLimitTests {
         try await withGateway { client, port, fixture in
             let valid = try fixture.token(claims: Self.liveClaims())
             #expect(try await get(client, token: valid).status == .ok, "a valid RS256 token is accepted (and remembered)")
+            // Prometheus' token (/metrics needs the metrics permission), accepted before the flood.
+            var scrapeClaims = Self.liveClaims()
+            scrapeClaims["sub"] = "\"prometheus\""
+            scrapeClaims["roles"] = "[\"scraper\"]"
+            let scrape = fields([(.authorization, "Bearer \(try fixture.token(claims: scrapeClaims))")])
+            #expect(try await client.execute(uri: "/metrics", method: .get, headers: scrape).status == .ok)
 
             var statuses: [Int] = []
             for _ in 0..<20 {
@@ -76,7 +84,7 @@ struct AuthFailureLimitTests {
             #expect(statuses == Array(repeating: 401, count: Self.burst) + Array(repeating: 429, count: 20 - Self.burst), "\(statuses)")
 
             // Only the burst reached the signature check: the rest were refused before it.
-            let metrics = try await client.execute(uri: "/metrics", method: .get).text
+            let metrics = try await client.execute(uri: "/metrics", method: .get, headers: scrape).text
             #expect(metrics.contains("gateway_auth_failures_total{reason=\"bad_signature\"} \(Self.burst)\n"),
                     "\(metrics.split(separator: "\n").filter { $0.contains("auth_failures_total{") })")
             #expect(metrics.contains("gateway_auth_failures_total{reason=\"peer_limited\"} \(20 - Self.burst)\n"))
