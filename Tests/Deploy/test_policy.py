@@ -210,6 +210,14 @@ def test_gateway_probes_and_shutdown(rendered):
             assert spec["terminationGracePeriodSeconds"] > sleep + config["timeouts"]["shutdown_grace"], scenario
 
 
+def test_failed_auth_limiter_is_off_behind_the_ingress(rendered):
+    # The limiter keys on the peer address; behind the ingress every client has the
+    # ingress's, so one client's bad tokens would make everyone else's new tokens 429.
+    for scenario in ("overlay:prod-gpu", "chart:monitoring"):
+        config = yaml.safe_load(find(rendered[scenario], "ConfigMap", GATEWAY)[0]["data"]["gateway.yaml"])
+        assert config["auth_failure_limit"]["enabled"] is False, scenario
+
+
 def test_metrics_need_a_token_and_servicemonitor_presents_one(rendered):
     for scenario in ("overlay:prod-gpu", "chart:monitoring"):
         objs = rendered[scenario]
