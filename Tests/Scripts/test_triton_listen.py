@@ -47,6 +47,7 @@ def listeners(port: int) -> list[str]:
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory):
     repo = tmp_path_factory.mktemp("empty-repo")  # no models: Triton starts and is ready
+    repo.chmod(0o755)  # pytest makes it 0700; the image's Triton runs as a non-root user
     command = [str(ROOT / "scripts/triton"), "start", "--name", NAME, "--model-repo", str(repo),
                "--http-port", str(PORT), "--grpc-port", str(PORT + 1), "--metrics-port", str(PORT + 2),
                "--cache-size", "0", "--timeout", "300"]
