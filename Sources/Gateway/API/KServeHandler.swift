@@ -131,16 +131,22 @@ struct KServeHandler: Sendable {
         var body: [UInt8] = []
         var headers: [(String, String)] = [("traceparent", context.trace.childHeader()), ("X-Request-Id", context.requestID)]
         if method == .post {
-            body = try await BodyReader.read(request, limit: core.configuration.limits.maxBodyBytes)
-            context.record.update { [body] in
-                $0.inputBytes = body.count
-                $0.inputHMAC = core.inputHMAC(body)
+            // Under the same body budget and value cap as every other body.
+            let maxValues = core.configuration.limits.maxJSONValues
+            body = try await core.readBody(request, copies: 1, extra: { min(maxValues, $0 / 2) * InferRequestValidator.bytesPerValue }) { body in
+                context.record.update {
+                    $0.inputBytes = body.count
+                    $0.inputHMAC = core.inputHMAC(body)
+                }
+                if !body.isEmpty {
+                    guard let parsed = try? JSONValue.parse(body, maxValues: maxValues), case .object = parsed else {
+                        throw GatewayProblem.badRequest("The body must be a JSON object.")
+                    }
+                    try checkModelFiles(parsed, template: template)
+                }
+                return body
             }
-            if !body.isEmpty {
-                guard let parsed = try? JSONValue.parse(body), case .object = parsed else { throw GatewayProblem.badRequest("The body must be a JSON object.") }
-                try checkModelFiles(parsed, template: template)
-                headers.append(("Content-Type", "application/json"))
-            }
+            if !body.isEmpty { headers.append(("Content-Type", "application/json")) }
         }
         let upstreamRequest = RawHTTPRequest(method: method.rawValue, path: path, headers: headers, body: body)
         return try await forward(upstreamRequest, context: context, decision: nil, kind: permission == .admin ? "admin" : "kserve")
