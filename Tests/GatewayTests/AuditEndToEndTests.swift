@@ -204,6 +204,34 @@ struct AuditEndToEndTests {
     }
 }
 
+extension AuditEndToEndTests {
+    @Test("a 408 the connection guard answers (head or body too slow) has exactly one audit record, in a chain that verifies")
+    func slowClientTimeoutsAreAudited() async throws {
+        try env.writeTraffic(Self.split)
+        let token = try env.setup.token(subject: "slow-sender", roles: ["admin"])
+        let answers = try await env.withGatewayCollecting(extra: ["timeouts": "timeouts:\n  connect: 1\n  request: 1\n  upstream_deadline: 5\n"]) { port in
+            let head = try RawSocket(port: port)
+            head.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            let body = try RawSocket(port: port)
+            body.send("POST /v2/models/ab/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"inputs\":")
+            return [await head.readAll(), await body.readAll()]
+        }
+        let records = try auditLines(env.auditDirectory).filter { $0["type"] as? String == "request" }
+        for (name, answer) in zip(["head", "body"], answers) {
+            #expect(answer.hasPrefix("HTTP/1.1 408"), "\(name) trickled: \(answer.prefix(40))")
+            let id = answer.split(separator: "\r\n").first { $0.lowercased().hasPrefix("x-request-id:") }
+                .map { $0.dropFirst("x-request-id:".count).trimmingCharacters(in: .whitespaces) }
+            let requestID = try #require(id, "\(name): the 408 names its request id")
+            let matching = records.filter { $0["request_id"] as? String == requestID }
+            #expect(matching.count == 1, "\(name): \(matching.count) records for the 408's request id")
+            #expect(matching.first?["status"] as? Int == 408, "\(name)")
+            #expect(matching.first?["error_code"] as? String == "request-timeout", "\(name)")
+        }
+        let report = try env.verifyAudit()
+        #expect(report.ok, "\(report.text)")
+    }
+}
+
 /// Request ids that got a 2xx, collected by the load tasks.
 final class AcknowledgedIDs: @unchecked Sendable {
     private let lock = NSLock()
@@ -215,9 +243,11 @@ final class AcknowledgedIDs: @unchecked Sendable {
 
 extension TrafficSetup {
     /// Like `withGateway`, returning what `body` returns (after the gateway stopped and its audit log closed).
-    func withGatewayCollecting<T: Sendable>(_ body: @Sendable @escaping (Int) async throws -> T) async throws -> T {
+    func withGatewayCollecting<T: Sendable>(
+        extra: [String: String] = [:], _ body: @Sendable @escaping (Int) async throws -> T
+    ) async throws -> T {
         let box = ResultBox<T>()
-        try await withGateway { port in box.value = try await body(port) }
+        try await withGateway(extra: extra) { port in box.value = try await body(port) }
         return try #require(box.value)
     }
 }
