@@ -214,6 +214,13 @@ extension AuditEndToEndTests {
             head.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             let body = try RawSocket(port: port)
             body.send("POST /v2/models/ab/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"inputs\":")
+            // The guard names each request through an internal header; a client's value for it never survives.
+            let chosen = "00000000-0000-4000-8000-000000000000"
+            let named = try RawSocket(port: port)
+            named.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Gateway-Request-Id: \(chosen)\r\nConnection: close\r\n\r\n")
+            let namedAnswer = await named.readAll()
+            #expect(namedAnswer.hasPrefix("HTTP/1.1 200"), "\(namedAnswer.prefix(40))")
+            #expect(!namedAnswer.contains(chosen), "the client chose the request id: \(namedAnswer)")
             return [await head.readAll(), await body.readAll()]
         }
         let records = try auditLines(env.auditDirectory).filter { $0["type"] as? String == "request" }

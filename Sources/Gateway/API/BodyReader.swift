@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import TritonClient
 
@@ -38,6 +39,16 @@ enum BodyReader {
         } catch is BodyDeadlineExceeded {
             throw GatewayProblem(.requestTimeout, "request-timeout", "The request body did not arrive in time.",
                                  headers: [(.connection, "close")])
+        } catch let error as GatewayProblem {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch HTTPParserError.invalidEOFState {
+            // The connection ended mid-body: the client went away, or the guard closed it.
+            throw GatewayProblem(.requestTimeout, "request-timeout", "The request body did not arrive in full.",
+                                 headers: [(.connection, "close")])
+        } catch let error as HTTPParserError {
+            throw GatewayProblem.badRequest("The request body is not well-formed HTTP (\(error)).")
         }
         // A connection cut mid-body (by the client, or by ConnectionGuard's 408) can end
         // the stream early: a partial body is never passed on.

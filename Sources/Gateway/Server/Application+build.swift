@@ -91,8 +91,9 @@ public func buildApplication(
     } else {
         refusal = nil
     }
+    let timeoutReport: ConnectionGuard.TimeoutReport = { requestID, connectedAt, _ in core.recordHeadTimeout(requestID: requestID, connectedAt: connectedAt) }
     let http1 = HTTP1Channel.Configuration(
-        additionalChannelHandlers: [ConnectionGuard(counter: counter, headTimeout: headTimeout, refusal: refusal)],
+        additionalChannelHandlers: [ConnectionGuard(counter: counter, headTimeout: headTimeout, refusal: refusal, timeoutReport: timeoutReport)],
         idleTimeout: .milliseconds(Int64(configuration.timeouts.idle * 1000)),
         httpDecoderConfiguration: .init(maxHeaderFieldSize: decoderLimit, maxHeaderListSize: decoderLimit, maxHeaderFieldCount: 256))
     let app = Application(

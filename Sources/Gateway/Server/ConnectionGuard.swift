@@ -51,10 +51,18 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// Retry-After seconds when a request from `peer` for `path` with this `Authorization`
     /// value is to be refused with 429 here; `nil` lets it through.
     typealias Refusal = @Sendable (_ peer: String, _ path: String, _ authorization: String?) -> Int?
+    /// Told of a request this guard answered with 408 before any handler saw it (its head
+    /// did not arrive in time): the audit log gets a record of it like every other answer.
+    typealias TimeoutReport = @Sendable (_ requestID: String, _ connectedAt: Date, _ peer: String) -> Void
 
     let counter: PeerConnectionCounter
     let headTimeout: TimeAmount
     let refusal: Refusal?
+    let timeoutReport: TimeoutReport?
+    /// When the connection opened (a head that never arrives is timed from here).
+    private var connectedAt = Date()
+    /// The id given to the latest request head read (see `HTTPField.Name.gatewayRequestID`).
+    private var latestRequestID: String?
     /// The body of a request this guard refused is being read and dropped.
     private var discardingBody = false
     /// That request asked for the connection to close after its answer.
@@ -74,10 +82,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private var requestInProgress: Bool { headsRead > responsesEnded }
 
-    init(counter: PeerConnectionCounter, headTimeout: TimeAmount, refusal: Refusal? = nil) {
+    init(counter: PeerConnectionCounter, headTimeout: TimeAmount, refusal: Refusal? = nil, timeoutReport: TimeoutReport? = nil) {
         self.counter = counter
         self.headTimeout = headTimeout
         self.refusal = refusal
+        self.timeoutReport = timeoutReport
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -97,6 +106,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         peer = address
+        connectedAt = Date()
         armTimer(context: context)
     }
 
@@ -142,14 +152,17 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        answer408(context: context, detail: "The request head did not arrive in time.")
+        let requestID = RandomIDs.uuid()
+        timeoutReport?(requestID, connectedAt, peer ?? "unknown")
+        answer408(context: context, requestID: requestID, detail: "The request head did not arrive in time.")
     }
 
     private func bodyTimedOut(context: ChannelHandlerContext) {
         bodyTimer = nil
         guard !bodyComplete, context.channel.isActive else { return }
-        // The body reader must fail, not see a short body as the whole one.
-        defer { context.fireErrorCaught(BodyDeadlineExceeded()) }
+        // The body reader must fail with the deadline (before the close below ends the
+        // stream, which it would otherwise see first), not see a short body as the whole one.
+        context.fireErrorCaught(BodyDeadlineExceeded())
         // A 408 only when it can be read as this request's answer: the late request is
         // the only one unanswered and its handler has not started answering. Otherwise
         // (an answer under way, or an earlier pipelined request still being answered)
@@ -159,16 +172,17 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         answeredByGuard = true
-        answer408(context: context, detail: "The request body did not arrive in time.")
+        // The handler reading this body records it (a 408, from the same deadline) under
+        // the id given to its head, which this answer carries too.
+        answer408(context: context, requestID: latestRequestID ?? RandomIDs.uuid(), detail: "The request body did not arrive in time.")
     }
 
-    private func answer408(context: ChannelHandlerContext, detail: String) {
-        answer(context: context, GatewayProblem(.requestTimeout, "request-timeout", detail), close: true)
+    private func answer408(context: ChannelHandlerContext, requestID: String, detail: String) {
+        answer(context: context, GatewayProblem(.requestTimeout, "request-timeout", detail), requestID: requestID, close: true)
     }
 
     /// Writes `problem` as this guard's own answer, past the handlers after it.
-    private func answer(context: ChannelHandlerContext, _ problem: GatewayProblem, close: Bool) {
-        let requestID = RandomIDs.uuid()
+    private func answer(context: ChannelHandlerContext, _ problem: GatewayProblem, requestID: String = RandomIDs.uuid(), close: Bool) {
         var head = HTTPResponse(status: problem.status)
         if close { head.headerFields[.connection] = "close" }
         head.headerFields[.contentType] = "application/problem+json"
@@ -215,14 +229,19 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         switch unwrapInboundIn(data) {
-        case .head(let request):
+        case .head(var request):
             if refuseBeforeRouting(context: context, request) { return }
+            let requestID = RandomIDs.uuid()
+            request.headerFields[values: .gatewayRequestID] = [requestID]
+            latestRequestID = requestID
             headsRead += 1
             bodyComplete = false
             timer?.cancel()
             timer = nil
             bodyTimer?.cancel()
             bodyTimer = schedule(context) { $0.bodyTimedOut(context: $1) }
+            context.fireChannelRead(wrapInboundOut(.head(request)))
+            return
         case .end:
             bodyComplete = true
             bodyTimer?.cancel()

@@ -23,7 +23,9 @@ struct EdgeMiddleware: RouterMiddleware {
         // client could otherwise reuse another request's); a well-formed one the client
         // sent is kept beside it as `client_request_id`.
         let clientID = request.headers[.requestID].flatMap { NameRules.isValidRequestID($0) ? $0 : nil }
-        context.requestID = RandomIDs.uuid()
+        // ConnectionGuard names the request as its head arrives, so that a 408 it answers
+        // itself carries the id this request's audit record has.
+        context.requestID = request.headers[.gatewayRequestID].flatMap { NameRules.isValidRequestID($0) ? $0 : nil } ?? RandomIDs.uuid()
         context.trace = request.headers[.traceparent].flatMap(TraceContext.parse) ?? TraceContext.fresh()
         context.logger[metadataKey: "request.id"] = .string(context.requestID)
         if let clientID { context.logger[metadataKey: "request.client_id"] = .string(clientID) }
@@ -114,7 +116,7 @@ struct EdgeMiddleware: RouterMiddleware {
     /// Checks that apply to every request before routing.
     private func checkHead(_ request: Request) throws {
         var headerBytes = 0
-        for field in request.headers {
+        for field in request.headers where field.name != .gatewayRequestID {
             headerBytes += field.name.rawName.utf8.count + field.value.utf8.count + 4
             if NameRules.hasControlBreaks(field.value) {
                 throw GatewayProblem.badRequest("A header value contains a control character.")

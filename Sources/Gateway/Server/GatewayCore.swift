@@ -105,6 +105,24 @@ public final class GatewayCore: Sendable {
         }
     }
 
+    /// Records a connection whose request head did not arrive within `timeouts.request`
+    /// (``ConnectionGuard`` answered it 408 itself): an audit record, as for every answer,
+    /// counted in the request metrics under the route `unmatched`.
+    func recordHeadTimeout(requestID: String, connectedAt: Date) {
+        let seconds = Date().timeIntervalSince(connectedAt)
+        metrics.recordRequest(route: "unmatched", status: 408, decision: nil, routing: nil, seconds: seconds)
+        activity.recordRefusal(slug: "request-timeout", authReason: nil)
+        let event = AuditEvent(requestID: requestID, receivedAt: connectedAt, endpoint: "unmatched", status: 408,
+                               errorCode: "request-timeout", latencySeconds: seconds)
+        Task {
+            do {
+                try await self.auditSink.record(event)
+            } catch {
+                self.metrics.recordAuditFailure()
+            }
+        }
+    }
+
     /// The answer to a peer over its failed-authentication budget (here and in `ConnectionGuard`).
     static func peerLimitedProblem(retryAfterSeconds: Int) -> GatewayProblem {
         GatewayProblem(.tooManyRequests, "auth-rate-limited", "Too many failed authentications from this address; try again later.",

@@ -57,6 +57,10 @@ public struct GatewayProblem: Error, Sendable {
 
 extension HTTPField.Name {
     static let requestID = HTTPField.Name("X-Request-Id")!
+    /// The id ``ConnectionGuard`` gives each request as it arrives, for ``EdgeMiddleware``:
+    /// internal, always replaced by the guard (a client's value never survives it), never
+    /// sent to Triton (which gets only the headers a handler chooses).
+    static let gatewayRequestID = HTTPField.Name("X-Gateway-Request-Id")!
     static let traceparent = HTTPField.Name("traceparent")!
     static let inferenceHeaderContentLength = HTTPField.Name("Inference-Header-Content-Length")!
 }
