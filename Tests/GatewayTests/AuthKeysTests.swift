@@ -301,6 +301,62 @@ struct AuthKeysTests {
         _ = expectAuthAccepted(authenticator.authenticate(authorizationHeader: "Bearer " + newToken, now: AuthFixture.now))
     }
 
+    @Test("removing a key file, or a pinned kid from its JWKS, revokes that key at the next reload; the other keys stay")
+    func removalRevokesWithoutRestart() throws {
+        let directory = try AuthFixture.makeTemporaryDirectory()
+        let pemKey = P256.Signing.PrivateKey()
+        let pinned = P256.Signing.PrivateKey()
+        let other = P256.Signing.PrivateKey()
+        let secret = Array(String(repeating: "s", count: 40).utf8)
+        try write(pemKey.publicKey.pemRepresentation, "current.pub", in: directory)
+        try write(#"{"keys":[\#(AuthFixture.ecJWK(pinned.publicKey, kid: "e1")),\#(AuthFixture.ecJWK(other.publicKey, kid: "e2"))]}"#, "set.json", in: directory)
+        try writeSecret(secret, to: directory.appendingPathComponent("dev.secret"))
+        let authenticator = try JWTAuthenticator(
+            configuration: AuthFixture.configuration(keys: [
+                KeyConfiguration(kid: "current", algorithm: .es256, pemFile: "current.pub"),
+                KeyConfiguration(kid: "e1", algorithm: .es256, jwksFile: "set.json"),
+                KeyConfiguration(kid: "dev", algorithm: .hs256, secretFile: "dev.secret"),
+            ]), baseDirectory: directory)
+        let watcher = KeyFileWatcher(authenticator: authenticator, logger: Logger(label: "test"))
+        let pemToken = try fixture.token(alg: "ES256", kid: "current", signer: .es256(pemKey))
+        let pinnedToken = try fixture.token(alg: "ES256", kid: "e1", signer: .es256(pinned))
+        let devToken = try fixture.token(alg: "HS256", kid: "dev", signer: .hs256(secret))
+        func check(_ token: String) -> Result<Principal, AuthFailure> {
+            authenticator.authenticate(authorizationHeader: "Bearer " + token, now: AuthFixture.now)
+        }
+        // Accepted (and so remembered: a revoked key must also end its remembered tokens).
+        for token in [pemToken, pinnedToken, devToken] { _ = expectAuthAccepted(check(token)) }
+        var fingerprint = watcher.fingerprint()
+
+        try FileManager.default.removeItem(at: directory.appendingPathComponent("current.pub"))
+        fingerprint = watcher.checkOnce(last: fingerprint)
+        expectAuthFailure(check(pemToken), .unknownKey)
+        _ = expectAuthAccepted(check(pinnedToken))
+        _ = expectAuthAccepted(check(devToken))
+        #expect(authenticator.keyIDs == ["dev", "e1"])
+
+        // The set still holds e2, but no longer the pinned e1.
+        try write(#"{"keys":[\#(AuthFixture.ecJWK(other.publicKey, kid: "e2"))]}"#, "set.json", in: directory)
+        fingerprint = watcher.checkOnce(last: fingerprint)
+        expectAuthFailure(check(pinnedToken), .unknownKey)
+        _ = expectAuthAccepted(check(devToken))
+        #expect(authenticator.keyIDs == ["dev"])
+
+        // The last key removed: nothing is accepted any more (not the last keys kept).
+        try FileManager.default.removeItem(at: directory.appendingPathComponent("dev.secret"))
+        fingerprint = watcher.checkOnce(last: fingerprint)
+        expectAuthFailure(check(devToken), .unknownKey)
+        #expect(authenticator.keyIDs.isEmpty)
+
+        // A key file put back is trusted again; a file that is present but broken still keeps the keys in use.
+        try write(pemKey.publicKey.pemRepresentation, "current.pub", in: directory)
+        fingerprint = watcher.checkOnce(last: fingerprint)
+        _ = expectAuthAccepted(check(pemToken))
+        try write("not a key", "current.pub", in: directory)
+        _ = watcher.checkOnce(last: fingerprint)
+        _ = expectAuthAccepted(check(pemToken))
+    }
+
     @Test("development tokens are accepted by the authenticator; minting needs a configured secret")
     func developmentToken() throws {
         let token = try DevelopmentToken.mint(
