@@ -80,11 +80,15 @@ public final class JWTAuthenticator: Sendable {
         self.audiences = Set(configuration.audiences)
     }
 
-    /// Re-reads every key file. The new keys replace the old ones all at once;
-    /// when any file is bad, this throws and the old keys stay in use.
-    public func reloadKeys() throws {
-        let ring = try KeyRing.load(configuration, baseDirectory: baseDirectory)
+    /// Re-reads every key file. The new keys replace the old ones all at once, and tokens
+    /// accepted before are checked again. A removed file, or a pinned kid gone from its
+    /// JWK Set, revokes those keys; the returned lines say which (for the log). When a file
+    /// that is there is bad, this throws and the old keys stay in use.
+    @discardableResult
+    public func reloadKeys() throws -> [String] {
+        let ring = try KeyRing.load(configuration, baseDirectory: baseDirectory, reloading: true)
         state.withLock { $0 = State(keyRing: ring, generation: $0.generation + 1) }
+        return ring.revoked
     }
 
     /// Every key file the configuration names, resolved: watch these and call `reloadKeys()`.

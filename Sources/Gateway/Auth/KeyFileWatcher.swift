@@ -7,7 +7,8 @@ import ServiceLifecycle
 /// so that a rotated or revoked key takes effect without a restart. Files are
 /// compared by content (SHA-256), not by modification time, which also catches
 /// Kubernetes' symlink swap of a mounted Secret. A file that fails to load is
-/// reported and the keys in use stay as they were.
+/// reported and the keys in use stay as they were; a file that was removed (or a pinned
+/// kid gone from its JWK Set) revokes its keys.
 public final class KeyFileWatcher: Service, Sendable {
     let authenticator: JWTAuthenticator
     let interval: Duration
@@ -38,8 +39,12 @@ public final class KeyFileWatcher: Service, Sendable {
         let current = fingerprint()
         guard current != last else { return last }
         do {
-            try authenticator.reloadKeys()
+            let revoked = try authenticator.reloadKeys()
             logger.notice("jwt keys reloaded", metadata: ["auth.kids": "\(authenticator.keyIDs.joined(separator: ","))"])
+            for line in revoked { logger.warning("jwt key revoked", metadata: ["auth.key": "\(line)"]) }
+            if authenticator.keyIDs.isEmpty {
+                logger.error("no jwt keys left: every token is refused until a key file is back")
+            }
             onReload(.success(authenticator.keyIDs))
         } catch {
             logger.error("jwt key reload refused; keeping the keys in use", metadata: ["error": "\(error)"])

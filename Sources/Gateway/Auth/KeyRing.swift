@@ -18,6 +18,10 @@ struct VerificationKey: Sendable {
 /// reload either yields a whole new ring or fails and leaves the old one.
 struct KeyRing: Sendable {
     private(set) var keysByKid: [String: VerificationKey] = [:]
+    /// At a reload, the entries that yield no key any more, each with why: their file was
+    /// removed, or their JWK Set no longer holds the pinned kid (or any fitting key).
+    /// Removing a key is how an operator revokes it, so these are dropped, not errors.
+    private(set) var revoked: [String] = []
 
     static let maxKidBytes = 256
     static let maxPEMFileBytes = 64 * 1024
@@ -38,10 +42,22 @@ struct KeyRing: Sendable {
         !kid.isEmpty && kid.utf8.count <= maxKidBytes && kid.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
     }
 
-    static func load(_ configuration: AuthConfiguration, baseDirectory: URL) throws(AuthConfigurationError) -> KeyRing {
+    /// Loads every configured entry. At start (`reloading` false) each must yield a key.
+    /// At a reload, an entry whose file is gone or whose JWK Set no longer holds its key is
+    /// revoked (listed in `revoked`, possibly leaving no key at all: every token is then
+    /// refused); a file that is present but unreadable or malformed still fails the load,
+    /// so a half-written file never drops the keys in use.
+    static func load(
+        _ configuration: AuthConfiguration, baseDirectory: URL, reloading: Bool = false
+    ) throws(AuthConfigurationError) -> KeyRing {
         var ring = KeyRing()
         for (index, key) in configuration.keys.enumerated() {
             let path = "auth.keys[\(index)]"
+            if reloading, let file = key.secretFile ?? key.pemFile ?? key.jwksFile,
+                !FileManager.default.fileExists(atPath: configuration.resolve(file, baseDirectory: baseDirectory).path) {
+                ring.revoked.append("\(path) (\(file)): the file was removed")
+                continue
+            }
             let loaded: [VerificationKey]
             if let file = key.secretFile {
                 let url = configuration.resolve(file, baseDirectory: baseDirectory)
@@ -61,6 +77,9 @@ struct KeyRing: Sendable {
                 let bytes = try readFile(url, limit: maxJWKSFileBytes, path: path + ".jwks_file", secret: false)
                 do throws(KeyMaterialError) {
                     loaded = try keysFromJWKS(bytes, algorithm: key.algorithm, kid: key.kid)
+                } catch where reloading && error.noFittingKey {
+                    ring.revoked.append("\(path) (\(file)): \(error.message) any more")
+                    continue
                 } catch {
                     throw AuthConfigurationError(path: path + ".jwks_file", message: "\(file): \(error.message)")
                 }
@@ -73,7 +92,7 @@ struct KeyRing: Sendable {
                 }
             }
         }
-        guard ring.count > 0 else { throw AuthConfigurationError(path: "auth.keys", message: "no usable keys were loaded") }
+        guard ring.count > 0 || reloading else { throw AuthConfigurationError(path: "auth.keys", message: "no usable keys were loaded") }
         return ring
     }
 
@@ -167,14 +186,14 @@ struct KeyRing: Sendable {
             let exact = candidates.filter { $0.kid == kid }
             let chosen = exact.count == 1 ? exact : (candidates.count == 1 && candidates[0].kid == nil ? candidates : [])
             guard let only = chosen.first, chosen.count == 1 else {
-                throw KeyMaterialError("no single \(algorithm) key with kid \(kid.debugDescription)")
+                throw KeyMaterialError("no single \(algorithm) key with kid \(kid.debugDescription)", noFittingKey: true)
             }
             return [VerificationKey(kid: kid, algorithm: algorithm, material: .publicKey(only.material))]
         }
         let keys = candidates.compactMap { candidate in
             candidate.kid.map { VerificationKey(kid: $0, algorithm: algorithm, material: .publicKey(candidate.material)) }
         }
-        guard !keys.isEmpty else { throw KeyMaterialError("no \(algorithm) key with a kid") }
+        guard !keys.isEmpty else { throw KeyMaterialError("no \(algorithm) key with a kid", noFittingKey: true) }
         return keys
     }
 }

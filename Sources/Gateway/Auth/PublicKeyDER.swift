@@ -229,5 +229,11 @@ struct PublicKeyMaterial: Sendable {
 /// Why a key could not be used. The message never contains key bytes.
 struct KeyMaterialError: Error, Sendable {
     var message: String
-    init(_ message: String) { self.message = message }
+    /// The document is sound but holds no key this entry asks for (its pinned kid, or any
+    /// fitting key): at a reload that revokes the entry's keys instead of failing.
+    var noFittingKey = false
+    init(_ message: String, noFittingKey: Bool = false) {
+        self.message = message
+        self.noFittingKey = noFittingKey
+    }
 }
