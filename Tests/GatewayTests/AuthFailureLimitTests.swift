@@ -19,7 +19,9 @@ struct AuthFailureLimitTests {
         return ["iat": "\(now - 5)", "nbf": "\(now - 5)", "exp": "\(now + 600)"]
     }
 
-    func withGateway(_ body: @Sendable (any TestClientProtocol, Int, AuthFixture) async throws -> Void) async throws {
+    func withGateway(
+        listen: String? = nil, _ body: @Sendable (any TestClientProtocol, Int, AuthFixture) async throws -> Void
+    ) async throws {
         let fixture = try await AuthFixture.shared()
         let setup = try TestSetup()
         // Refill so slow (one failure per 1000 s) that no test run, however loaded, sees a refill.
@@ -41,7 +43,7 @@ struct AuthFailureLimitTests {
 
                 """,
             "auth_failure_limit": "auth_failure_limit:\n  enabled: true\n  rate_per_second: 0.001\n  burst: \(Self.burst)\n",
-        ])
+        ].merging(listen.map { ["listen": $0] } ?? [:]) { $1 })
         let app = try buildApplication(configuration: configuration, parts: GatewayParts(transport: RecordingTransport()), logger: quietLogger())
         try await app.test(.live) { client in try await body(client, client.port ?? 0, fixture) }
     }
@@ -118,6 +120,41 @@ struct AuthFailureLimitTests {
             socket.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             let health = await socket.readResponse() ?? ""
             #expect(health.hasPrefix("HTTP/1.1 200"), "the connection still serves: \(health.prefix(40))")
+        }
+    }
+
+    /// Sends `count` requests with forged tokens from `source`, each with `forwardedFor`
+    /// as `X-Forwarded-For`, on one connection; returns the statuses.
+    func forgedStatuses(port: Int, source: String, forwardedFor: String?, count: Int, fixture: AuthFixture) async throws -> [Int] {
+        let socket = try RawSocket(port: port, source: source)
+        var statuses: [Int] = []
+        for _ in 0..<count {
+            let forwarded = forwardedFor.map { "X-Forwarded-For: \($0)\r\n" } ?? ""
+            socket.send("GET /v2/models/moderation HTTP/1.1\r\nHost: x\r\n\(forwarded)Authorization: Bearer \(try forged(fixture))\r\n\r\n")
+            let answer = await socket.readResponse() ?? ""
+            statuses.append(Int(answer.dropFirst("HTTP/1.1 ".count).prefix(3)) ?? 0)
+        }
+        return statuses
+    }
+
+    @Test("behind a trusted proxy the limit is per client (X-Forwarded-For); from any other peer the header is ignored")
+    func trustedProxyClientAddress() async throws {
+        try await withGateway(listen: "listen:\n  host: 127.0.0.1\n  port: 0\n  trusted_proxies: [127.0.0.1/32]\n") { _, port, fixture in
+            let limited = Array(repeating: 401, count: Self.burst) + [429, 429]
+            // Through the proxy (127.0.0.1): one client uses up its budget ...
+            let first = try await forgedStatuses(port: port, source: "127.0.0.1", forwardedFor: "203.0.113.9, 198.51.100.7", count: Self.burst + 2, fixture: fixture)
+            #expect(first == limited)
+            // ... the next client behind the same proxy is checked, not refused; the proxy itself is not limited.
+            let next = try await forgedStatuses(port: port, source: "127.0.0.1", forwardedFor: "198.51.100.8", count: 1, fixture: fixture)
+            #expect(next == [401])
+            // The address the proxy saw is the client: the left part of the header is the client's own claim.
+            let claimed = try await forgedStatuses(port: port, source: "127.0.0.1", forwardedFor: "198.51.100.8, 198.51.100.7", count: 1, fixture: fixture)
+            #expect(claimed == [429])
+            // A peer that is not a trusted proxy cannot pick its address with the header.
+            let direct = try await forgedStatuses(port: port, source: "127.0.0.2", forwardedFor: "192.0.2.1", count: Self.burst + 1, fixture: fixture)
+            #expect(direct == Array(repeating: 401, count: Self.burst) + [429])
+            let spoofed = try await forgedStatuses(port: port, source: "127.0.0.2", forwardedFor: "192.0.2.2", count: 1, fixture: fixture)
+            #expect(spoofed == [429])
         }
     }
 

@@ -211,6 +211,31 @@ struct EndToEndTests {
         }
     }
 
+    @Test func connectionsAreCappedInTotalAcrossPeers() async throws {
+        try await withGateway(overrides: [
+            "listen": "listen:\n  host: 127.0.0.1\n  port: 0\n  max_connections: 3\n  max_connections_per_peer: 2\n",
+        ]) { _, port in
+            // Three connections from two peers, each certainly accepted (each got an answer).
+            let held = try ["127.0.0.1", "127.0.0.1", "127.0.0.2"].map { try RawSocket(port: port, source: $0) }
+            for socket in held {
+                socket.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                #expect(await socket.readResponse()?.hasPrefix("HTTP/1.1 200") == true)
+            }
+            let extra = try RawSocket(port: port, source: "127.0.0.3")
+            extra.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(await extra.readAll().isEmpty, "a connection over the total cap is closed without an answer, whatever its peer")
+            // A connection that ends frees its place.
+            held[0].send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            _ = await held[0].readAll()
+            let served = try await eventually(30) {
+                let socket = try RawSocket(port: port, source: "127.0.0.3")
+                socket.send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                return await socket.readAll().hasPrefix("HTTP/1.1 200")
+            }
+            #expect(served, "a place freed by a closed connection is given to the next one")
+        }
+    }
+
     @Test func bodyDeadlineHoldsOnKeepAliveAndNeverAddsASecondAnswer() async throws {
         try await withGateway(overrides: [
             "timeouts": "timeouts:\n  connect: 1\n  request: 1\n  upstream_deadline: 5\n",
