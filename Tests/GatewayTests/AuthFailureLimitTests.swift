@@ -158,6 +158,20 @@ struct AuthFailureLimitTests {
         }
     }
 
+    @Test("the limit groups IPv6 peers by /64 (one host has a whole /64) and IPv4-mapped addresses as IPv4")
+    func peerGrouping() {
+        #expect(PeerAddress.limitKey("2001:db8:1:2:aaaa::1") == PeerAddress.limitKey("2001:db8:1:2:bbbb:cccc:dddd:2"))
+        #expect(PeerAddress.limitKey("2001:db8:1:2::1") != PeerAddress.limitKey("2001:db8:1:3::1"))
+        #expect(PeerAddress.limitKey("::ffff:192.0.2.1") == "192.0.2.1")
+        #expect(PeerAddress.limitKey("192.0.2.1") == "192.0.2.1")
+        #expect(PeerAddress.limitKey("192.0.2.1") != PeerAddress.limitKey("192.0.2.2"))
+        let counter = PeerConnectionCounter(limit: 2, totalLimit: 100)
+        #expect(counter.open(PeerAddress.limitKey("2001:db8::1")))
+        #expect(counter.open(PeerAddress.limitKey("2001:db8::2")))
+        #expect(!counter.open(PeerAddress.limitKey("2001:db8::3")), "a third address of the same /64 is over the per-peer cap")
+        #expect(counter.open(PeerAddress.limitKey("2001:db8:0:1::1")))
+    }
+
     @Test("configuration: the limit is on by default and its values are checked")
     func configuration() throws {
         let setup = try TestSetup()
