@@ -172,6 +172,33 @@ struct AuthFailureLimitTests {
         #expect(counter.open(PeerAddress.limitKey("2001:db8:0:1::1")))
     }
 
+    @Test("trusted proxies: blocks parse or are refused at load; the client is the first untrusted hop from the right")
+    func trustedProxyRules() throws {
+        let blocks = ["10.0.0.0/8", "fd00::/8", "192.0.2.5"].compactMap(PeerAddress.Block.init)
+        #expect(blocks.count == 3)
+        for bad in ["10.0.0.0/33", "10.0.0/8", "proxy.local", "fd00::/129", "", "10.0.0.0/8/1"] {
+            #expect(PeerAddress.Block(bad) == nil, "\(bad)")
+        }
+        func client(_ peer: String, _ header: [String]) -> String {
+            PeerAddress.clientAddress(peer: peer, forwardedFor: header, trusted: blocks)
+        }
+        #expect(client("10.1.2.3", ["198.51.100.7"]) == "198.51.100.7")
+        #expect(client("10.1.2.3", ["198.51.100.6, 198.51.100.7, 10.9.9.9"]) == "198.51.100.7", "trusted hops are skipped")
+        #expect(client("10.1.2.3", ["198.51.100.6", "198.51.100.7"]) == "198.51.100.7", "several header lines read as one list")
+        #expect(client("10.1.2.3", ["198.51.100.7, junk"]) == "10.1.2.3", "an entry that is no address stops at the last good hop")
+        #expect(client("10.1.2.3", ["::ffff:198.51.100.7"]) == "198.51.100.7")
+        #expect(client("10.1.2.3", []) == "10.1.2.3")
+        #expect(client("203.0.113.1", ["198.51.100.7"]) == "203.0.113.1", "an untrusted peer's header is ignored")
+        #expect(client("fd12::1", ["2001:db8::9"]) == "2001:db8::9")
+
+        let setup = try TestSetup()
+        #expect(throws: ConfigurationError.self) {
+            try setup.configuration(tritonURL: "http://127.0.0.1:9", overrides: [
+                "listen": "listen:\n  host: 127.0.0.1\n  port: 0\n  trusted_proxies: [10.0.0.0/33]\n",
+            ])
+        }
+    }
+
     @Test("configuration: the limit is on by default and its values are checked")
     func configuration() throws {
         let setup = try TestSetup()

@@ -213,9 +213,11 @@ struct EndToEndTests {
 
     @Test func connectionsAreCappedInTotalAcrossPeers() async throws {
         try await withGateway(overrides: [
-            "listen": "listen:\n  host: 127.0.0.1\n  port: 0\n  max_connections: 3\n  max_connections_per_peer: 2\n",
-        ]) { _, port in
-            // Three connections from two peers, each certainly accepted (each got an answer).
+            "listen": "listen:\n  host: 127.0.0.1\n  port: 0\n  max_connections: 4\n  max_connections_per_peer: 3\n",
+        ]) { client, port in
+            // The test client's keep-alive connection is one of the four.
+            #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
+            // Three more from two peers, each certainly accepted (each got an answer).
             let held = try ["127.0.0.1", "127.0.0.1", "127.0.0.2"].map { try RawSocket(port: port, source: $0) }
             for socket in held {
                 socket.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -58,11 +58,21 @@ public struct GatewayConfiguration: Codable, Sendable {
     public struct Listen: Codable, Sendable {
         public var host: String = "127.0.0.1"
         public var port: Int = 8080
-        /// Most simultaneous connections from one peer address.
+        /// Most simultaneous connections from one peer address (an IPv6 peer: its /64).
         public var maxConnectionsPerPeer: Int = 256
+        /// Most simultaneous connections in all; more are closed as they arrive. Keep it
+        /// below the process's open-file limit, which the connections share with files.
+        public var maxConnections: Int = 4096
+        /// Load balancers and proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is
+        /// believed: a request from one of them is counted, for the failed-authentication
+        /// limit, under the client address the header names. Empty (default): the header is
+        /// ignored and the peer is the socket's address.
+        public var trustedProxies: [String] = []
         enum CodingKeys: String, CodingKey {
             case host, port
             case maxConnectionsPerPeer = "max_connections_per_peer"
+            case maxConnections = "max_connections"
+            case trustedProxies = "trusted_proxies"
         }
         public init() {}
         public init(from decoder: any Decoder) throws {
@@ -71,7 +81,11 @@ public struct GatewayConfiguration: Codable, Sendable {
             host = try c.decodeIfPresent(String.self, forKey: .host) ?? d.host
             port = try c.decodeIfPresent(Int.self, forKey: .port) ?? d.port
             maxConnectionsPerPeer = try c.decodeIfPresent(Int.self, forKey: .maxConnectionsPerPeer) ?? d.maxConnectionsPerPeer
+            maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? d.maxConnections
+            trustedProxies = try c.decodeIfPresent([String].self, forKey: .trustedProxies) ?? d.trustedProxies
         }
+        /// `trustedProxies`, parsed (validated at load).
+        var trustedProxyBlocks: [PeerAddress.Block] { trustedProxies.compactMap(PeerAddress.Block.init) }
     }
 
     public struct Triton: Codable, Sendable {
@@ -499,6 +513,11 @@ extension GatewayConfiguration {
         try check(!listen.host.isEmpty, "listen.host", "must not be empty")
         try check((0...65535).contains(listen.port), "listen.port", "must be 0...65535")
         try check(listen.maxConnectionsPerPeer >= 1, "listen.max_connections_per_peer", "must be at least 1")
+        try check(listen.maxConnections >= 1, "listen.max_connections", "must be at least 1")
+        for (index, block) in listen.trustedProxies.enumerated() {
+            try check(PeerAddress.Block(block) != nil, "listen.trusted_proxies[\(index)]",
+                      "\(block.debugDescription) is not an IP address or a CIDR block such as 10.0.0.0/8 or fd00::/8")
+        }
         guard let tritonURL = URL(string: triton.url), let scheme = tritonURL.scheme?.lowercased(),
             scheme == "http" || scheme == "https", tritonURL.host != nil
         else {

@@ -82,7 +82,7 @@ public func buildApplication(
 ) throws -> some ApplicationProtocol {
     let core = try buildCore(configuration: configuration, parts: parts, logger: logger)
     let router = buildRouter(core: core)
-    let counter = PeerConnectionCounter(limit: configuration.listen.maxConnectionsPerPeer)
+    let counter = PeerConnectionCounter(limit: configuration.listen.maxConnectionsPerPeer, totalLimit: configuration.listen.maxConnections)
     let headTimeout = TimeAmount.milliseconds(Int64(configuration.timeouts.request * 1000))
     let decoderLimit = max(64 * 1024, configuration.limits.maxHeaderBytes * 2)
     let refusal: ConnectionGuard.Refusal?
@@ -93,7 +93,8 @@ public func buildApplication(
     }
     let timeoutReport: ConnectionGuard.TimeoutReport = { requestID, connectedAt, _ in core.recordHeadTimeout(requestID: requestID, connectedAt: connectedAt) }
     let http1 = HTTP1Channel.Configuration(
-        additionalChannelHandlers: [ConnectionGuard(counter: counter, headTimeout: headTimeout, refusal: refusal, timeoutReport: timeoutReport)],
+        additionalChannelHandlers: [ConnectionGuard(counter: counter, headTimeout: headTimeout, refusal: refusal, timeoutReport: timeoutReport,
+                                                       trustedProxies: configuration.listen.trustedProxyBlocks)],
         idleTimeout: .milliseconds(Int64(configuration.timeouts.idle * 1000)),
         httpDecoderConfiguration: .init(maxHeaderFieldSize: decoderLimit, maxHeaderListSize: decoderLimit, maxHeaderFieldCount: 256))
     let app = Application(

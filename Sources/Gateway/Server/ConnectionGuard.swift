@@ -4,31 +4,42 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTPTypes
 
-/// Counts open connections per peer address, shared by all connections.
+/// Counts open connections per peer (``PeerAddress/limitKey(_:)``) and in all, shared by
+/// all connections.
 final class PeerConnectionCounter: Sendable {
-    private let counts = NIOLockedValueBox([String: Int]())
+    private struct Counts {
+        var byPeer: [String: Int] = [:]
+        var total = 0
+    }
+    private let counts = NIOLockedValueBox(Counts())
     let limit: Int
-    init(limit: Int) { self.limit = limit }
+    let totalLimit: Int
+    init(limit: Int, totalLimit: Int) {
+        self.limit = limit
+        self.totalLimit = totalLimit
+    }
 
     func open(_ peer: String) -> Bool {
         counts.withLockedValue { counts in
-            let n = counts[peer, default: 0]
-            guard n < limit else { return false }
-            counts[peer] = n + 1
+            let n = counts.byPeer[peer, default: 0]
+            guard n < limit, counts.total < totalLimit else { return false }
+            counts.byPeer[peer] = n + 1
+            counts.total += 1
             return true
         }
     }
 
     func close(_ peer: String) {
         counts.withLockedValue { counts in
-            let n = counts[peer, default: 1] - 1
-            counts[peer] = n <= 0 ? nil : n
+            guard let n = counts.byPeer[peer] else { return }
+            counts.byPeer[peer] = n <= 1 ? nil : n - 1
+            counts.total -= 1
         }
     }
 }
 
 /// Per-connection guard after the HTTP decoder: refuses a peer's connection
-/// beyond `listen.max_connections_per_peer`, answers 408 and closes when the
+/// beyond `listen.max_connections_per_peer`, and any beyond `listen.max_connections`, answers 408 and closes when the
 /// first request head does not arrive within `timeouts.request` of the
 /// connection opening (headers trickled, or a client that never sends), answers
 /// 408 and closes when a request's body has not fully arrived within
@@ -59,6 +70,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     let headTimeout: TimeAmount
     let refusal: Refusal?
     let timeoutReport: TimeoutReport?
+    /// `listen.trusted_proxies`: from these peers `X-Forwarded-For` names the client.
+    let trustedProxies: [PeerAddress.Block]
     /// When the connection opened (a head that never arrives is timed from here).
     private var connectedAt = Date()
     /// The id given to the latest request head read (see `HTTPField.Name.gatewayRequestID`).
@@ -67,7 +80,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var discardingBody = false
     /// That request asked for the connection to close after its answer.
     private var closeAfterDiscard = false
+    /// The socket's peer address, and the key the per-peer counts use for it.
     private var peer: String?
+    private var peerKey: String?
     private var timer: Scheduled<Void>?
     private var bodyTimer: Scheduled<Void>?
     /// Request heads read and responses finished: a client may pipeline, so the
@@ -82,11 +97,15 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private var requestInProgress: Bool { headsRead > responsesEnded }
 
-    init(counter: PeerConnectionCounter, headTimeout: TimeAmount, refusal: Refusal? = nil, timeoutReport: TimeoutReport? = nil) {
+    init(
+        counter: PeerConnectionCounter, headTimeout: TimeAmount, refusal: Refusal? = nil, timeoutReport: TimeoutReport? = nil,
+        trustedProxies: [PeerAddress.Block] = []
+    ) {
         self.counter = counter
         self.headTimeout = headTimeout
         self.refusal = refusal
         self.timeoutReport = timeoutReport
+        self.trustedProxies = trustedProxies
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -101,11 +120,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func start(context: ChannelHandlerContext) {
         guard peer == nil else { return }
         let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
-        guard counter.open(address) else {
+        let key = PeerAddress.limitKey(address)
+        guard counter.open(key) else {
             context.close(promise: nil)
             return
         }
         peer = address
+        peerKey = key
         connectedAt = Date()
         armTimer(context: context)
     }
@@ -115,16 +136,18 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         timer = nil
         bodyTimer?.cancel()
         bodyTimer = nil
-        if let peer { counter.close(peer) }
+        if let peerKey { counter.close(peerKey) }
         peer = nil
+        peerKey = nil
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         bodyTimer?.cancel()
-        if let peer { counter.close(peer) }
+        if let peerKey { counter.close(peerKey) }
         peer = nil
+        peerKey = nil
     }
 
     private func armTimer(context: ChannelHandlerContext) {
@@ -197,9 +220,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Answers 429 for a request the `refusal` rule turns away, and starts dropping its body.
-    private func refuseBeforeRouting(context: ChannelHandlerContext, _ request: HTTPRequest) -> Bool {
-        guard let refusal, let peer, !requestInProgress, !discardingBody,
-            let retryAfter = refusal(peer, request.path ?? "", request.headerFields[.authorization])
+    private func refuseBeforeRouting(context: ChannelHandlerContext, _ request: HTTPRequest, client: String) -> Bool {
+        guard let refusal, !requestInProgress, !discardingBody,
+            let retryAfter = refusal(PeerAddress.limitKey(client), request.path ?? "", request.headerFields[.authorization])
         else { return false }
         // Counted as read and answered, so the idle rules treat the connection as one that was served.
         headsRead += 1
@@ -230,9 +253,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
         switch unwrapInboundIn(data) {
         case .head(var request):
-            if refuseBeforeRouting(context: context, request) { return }
+            let peer = peer ?? "unknown"
+            let client = trustedProxies.isEmpty
+                ? peer : PeerAddress.clientAddress(peer: peer, forwardedFor: request.headerFields[values: .xForwardedFor], trusted: trustedProxies)
+            if refuseBeforeRouting(context: context, request, client: client) { return }
             let requestID = RandomIDs.uuid()
             request.headerFields[values: .gatewayRequestID] = [requestID]
+            request.headerFields[values: .gatewayClientAddress] = [client]
             latestRequestID = requestID
             headsRead += 1
             bodyComplete = false

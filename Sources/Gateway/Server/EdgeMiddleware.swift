@@ -116,7 +116,7 @@ struct EdgeMiddleware: RouterMiddleware {
     /// Checks that apply to every request before routing.
     private func checkHead(_ request: Request) throws {
         var headerBytes = 0
-        for field in request.headers where field.name != .gatewayRequestID {
+        for field in request.headers where field.name != .gatewayRequestID && field.name != .gatewayClientAddress {
             headerBytes += field.name.rawName.utf8.count + field.value.utf8.count + 4
             if NameRules.hasControlBreaks(field.value) {
                 throw GatewayProblem.badRequest("A header value contains a control character.")

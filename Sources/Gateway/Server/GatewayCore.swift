@@ -79,7 +79,8 @@ public final class GatewayCore: Sendable {
     @discardableResult
     func authorize(_ request: Request, context: GatewayRequestContext, permission: Permission, model: String? = nil) throws -> Principal {
         let header = request.headers[.authorization]
-        let peer = context.peerAddress ?? "unknown"
+        // The client as ConnectionGuard established it (trusted proxies' X-Forwarded-For), counted by its /64 if IPv6.
+        let peer = PeerAddress.limitKey(request.headers[.gatewayClientAddress] ?? context.peerAddress ?? "unknown")
         let admit = { self.authFailureLimiter?.peek(subject: peer) ?? .allowed(remaining: 1) }
         switch authenticator.authenticate(authorizationHeader: header, now: Date(), admit: admit) {
         case .failure(let failure):

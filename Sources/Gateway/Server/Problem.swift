@@ -61,6 +61,11 @@ extension HTTPField.Name {
     /// internal, always replaced by the guard (a client's value never survives it), never
     /// sent to Triton (which gets only the headers a handler chooses).
     static let gatewayRequestID = HTTPField.Name("X-Gateway-Request-Id")!
+    /// The client's address as ``ConnectionGuard`` established it (the socket's peer, or
+    /// behind `listen.trusted_proxies` the address `X-Forwarded-For` names): internal like
+    /// `gatewayRequestID`, always replaced by the guard.
+    static let gatewayClientAddress = HTTPField.Name("X-Gateway-Client-Address")!
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
     static let traceparent = HTTPField.Name("traceparent")!
     static let inferenceHeaderContentLength = HTTPField.Name("Inference-Header-Content-Length")!
 }
