@@ -120,6 +120,19 @@ func inferenceCount(_ tritonURL: String, model: String) async throws -> Int {
     return count + failures
 }
 
+/// Triton counts a request in a model's statistics as it releases it, which can be after the
+/// client has its answer: a count read at once can lag by the last requests, more so on a
+/// loaded machine. Polls until the count reaches `target` (at most `seconds`) and returns it,
+/// so `== target` afterwards checks for extra inferences without racing the bookkeeping.
+func inferenceCount(_ tritonURL: String, model: String, reaching target: Int, within seconds: Double = 60) async throws -> Int {
+    let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+    while true {
+        let count = try await inferenceCount(tritonURL, model: model)
+        if count >= target || ContinuousClock.now >= deadline { return count }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+}
+
 /// Hand-built JWTs for the JWT table.
 enum TokenForge {
     static func b64url(_ bytes: some Sequence<UInt8>) -> String {

@@ -59,8 +59,8 @@ struct TrafficEndToEndTests {
                 #expect(line.flatMap { Int($0.split(separator: " ").last ?? "") } == served, "\(line ?? "no series for variant \(variant)")")
                 #expect(metrics.contains(#"gateway_request_duration_seconds_count{route="/v2/models/{model}/infer",traffic_route="ab",variant="\#(variant)"}"#))
             }
-            let afterA = try await inferenceCount(env.tritonURL, model: "variant_a")
-            let afterB = try await inferenceCount(env.tritonURL, model: "variant_b")
+            let afterA = try await inferenceCount(env.tritonURL, model: "variant_a", reaching: beforeA + 3 * (seen["a"] ?? 0))
+            let afterB = try await inferenceCount(env.tritonURL, model: "variant_b", reaching: beforeB + 3 * (seen["b"] ?? 0))
             #expect(afterA - beforeA >= 3 * (seen["a"] ?? 0))
             #expect(afterB - beforeB >= 3 * (seen["b"] ?? 0))
         }
@@ -395,7 +395,7 @@ struct TrafficEndToEndTests {
                 let mirror = routeStatus(status, "broken")?["mirror"] as? [String: Any]
                 return (mirror?["errors"] as? Int ?? 0) >= 20
             }, "the mirror's failures are counted")
-            #expect(try await inferenceCount(env.tritonURL, model: "flaky") - failingBefore >= 20)
+            #expect(try await inferenceCount(env.tritonURL, model: "flaky", reaching: failingBefore + 20) - failingBefore >= 20)
             let metrics = try await caller.call("GET", "/metrics")
             let text = String(decoding: metrics.body, as: UTF8.self)
             #expect(text.contains("gateway_mirror_requests_total"))

@@ -5,6 +5,7 @@ agrees with FP32 on the sample set; safety_postprocess equals NudeNet's own
 post-processing."""
 
 import json
+import time
 
 import numpy as np
 import onnxruntime as ort
@@ -66,7 +67,15 @@ def test_batched_requests_match_onnxruntime(triton_url, prepared_samples):
         tensor.set_data_from_numpy(x, binary_data=True)
         pending.append(client.async_infer("content_classifier", [tensor], model_version="1"))
     got = [request.get_result().as_numpy("outputs") for request in pending]
-    after = client.get_inference_statistics("content_classifier", "1")["model_stats"][0]
+    # Triton counts a request as it releases it, which can be after its answer arrived:
+    # wait (bounded) for the count to take in every request before comparing.
+    deadline = time.monotonic() + 60
+    while True:
+        after = client.get_inference_statistics("content_classifier", "1")["model_stats"][0]
+        counted = int(after["inference_count"]) - int(before["inference_count"])
+        if counted >= len(inputs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     client.close()
     for g, w in zip(got, want):
         assert float(np.abs(g - w).max()) <= TOLERANCE
