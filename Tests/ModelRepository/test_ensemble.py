@@ -3,6 +3,7 @@ are allowed, rendered text with listed terms is reviewed or blocked for the
 right reason, every refusal carries its documented prefix, and Triton stays
 healthy afterwards."""
 
+import time
 import json
 
 import pytest
@@ -104,7 +105,13 @@ def test_repeated_image_is_served_from_the_response_cache(triton_client, sample_
     first = moderate(triton_client, data)
     second = moderate(triton_client, data)
     assert first == second
-    stats = triton_client.get_inference_statistics("moderation")["model_stats"][0]["inference_stats"]
+    # Statistics are updated as a request is released, possibly after its answer: poll (bounded).
+    deadline = time.monotonic() + 60
+    while True:
+        stats = triton_client.get_inference_statistics("moderation")["model_stats"][0]["inference_stats"]
+        if int(stats["cache_hit"]["count"]) >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert int(stats["cache_hit"]["count"]) >= 1
 
 
