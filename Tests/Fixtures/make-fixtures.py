@@ -15,6 +15,8 @@ Models:
   add_sub                INPUT0, INPUT1 -> OUTPUT0 = sum, OUTPUT1 = difference
   failing                always fails with "fixture failure: ..."
   slow                   sleeps `delay_ms` (request parameter, default 2000) ms
+  echo_parameters        OUTPUT0 = the request's parameters as JSON, forwarded HTTP headers
+                         (traceparent, X-Request-Id) included
   moderation_a, _b       the moderation ensemble's interface (IMAGE -> DECISION, REASONS,
                          SCORES, TEXT = "served by <name>") without its models
   variant_a, variant_b   FP32 identities (batched, 8) used only by the traffic tests
@@ -149,6 +151,12 @@ def build(repo):
             [tensor("INPUT0", "TYPE_FP32", [-1]), tensor("INPUT1", "TYPE_FP32", [-1])],
             [tensor("OUTPUT0", "TYPE_FP32", [-1]), tensor("OUTPUT1", "TYPE_FP32", [-1])],
         ),
+    )
+    python_model(
+        repo,
+        "echo_parameters",
+        "echo_parameters.py",
+        config("echo_parameters", "python", [tensor("INPUT0", "TYPE_FP32", [-1])], [tensor("OUTPUT0", "TYPE_STRING", [1])]),
     )
     python_model(
         repo,

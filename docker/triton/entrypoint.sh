@@ -9,6 +9,8 @@
 #   TRITON_CACHE_SIZE          response cache bytes (default 67108864; 0: off)
 #   TRITON_EXIT_TIMEOUT_SECS   in-flight drain on SIGTERM (default 30)
 #   TRITON_MODEL_CONFIG_NAME   e.g. gpu: configs/gpu.pbtxt where a model has one
+#   TRITON_HTTP_HEADER_FORWARD_PATTERN  HTTP headers handed to models as request
+#                              parameters (default: the gateway's traceparent and X-Request-Id)
 set -euo pipefail
 
 if [[ $# -gt 0 && "$1" != -* ]]; then exec "$@"; fi
@@ -21,6 +23,7 @@ args=(
   --disable-auto-complete-config
   --exit-timeout-secs="${TRITON_EXIT_TIMEOUT_SECS:-30}"
   --allow-metrics=true
+  --http-header-forward-pattern="${TRITON_HTTP_HEADER_FORWARD_PATTERN:-(?i)^(traceparent|x-request-id)\$}"
   --log-verbose=0
 )
 cache="${TRITON_CACHE_SIZE:-67108864}"
