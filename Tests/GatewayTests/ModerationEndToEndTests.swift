@@ -72,6 +72,41 @@ struct ModerationEndToEndTests {
         }
     }
 
+    @Test("each labelled image gets its expected decision and first OCR reason through the gateway")
+    func labelledImagesGetTheirDecision() async throws {
+        // Rendered at test time by the script the ensemble tests render with (no image in git).
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("moderation-images-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let script = Environment.projectRoot.appendingPathComponent("Tests/Fixtures/moderation_images.py").path
+        let (status, output) = try await runProcess(Environment.python, [script, folder.path])
+        try #require(status == 0, "moderation_images.py failed: \(output)")
+        let labels = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("labels.json"))) as? [[String: Any]])
+        let cases: [(URL, String, String?)] = labels.compactMap { label in
+            guard let file = label["file"] as? String, let decision = label["decision"] as? String else { return nil }
+            return (folder.appendingPathComponent(file), decision, label["code"] as? String)
+        }
+        try #require(cases.count == labels.count && cases.count >= 5, "\(labels)")
+        #expect(Set(cases.map(\.1)) == ["allow", "review", "block"], "the set covers every decision")
+        // The shipped sample photos hold no text and nothing unsafe.
+        let all = cases + Self.sampleImages.map { ($0, "allow", nil) }
+        try await withGateway { client, setup in
+            let token = try setup.token(roles: ["client"])
+            for (image, decision, code) in all {
+                let response = try await client.execute(
+                    uri: "/v1/moderate", method: .post,
+                    headers: fields([(.authorization, "Bearer \(token)"), (.contentType, Self.mediaType(image))]),
+                    body: ByteBuffer(bytes: [UInt8](try Data(contentsOf: image))))
+                #expect(response.status == .ok, "\(image.lastPathComponent): \(response.text)")
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any])
+                #expect(object["decision"] as? String == decision, "\(image.lastPathComponent): \(response.text)")
+                let reasons = (object["reasons"] as? [[String: Any]]) ?? []
+                let firstOCR = reasons.first { $0["source"] as? String == "ocr" }?["code"] as? String
+                #expect(firstOCR == code, "\(image.lastPathComponent): \(reasons)")
+            }
+        }
+    }
+
     @Test func undecodableImageIs422FromThePreprocessRefusal() async throws {
         try await withGateway { client, setup in
             let token = try setup.token(roles: ["client"])

@@ -24,6 +24,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_REPO = ROOT / "triton-model-repo"
 DOWNLOADS = ROOT / ".triton" / "downloads"
+# Tests/Fixtures/moderation_images.py renders the text images both the ensemble
+# tests and the gateway's end-to-end test send.
+sys.path.insert(0, str(ROOT / "Tests" / "Fixtures"))
 SAMPLE_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry")
 
 

@@ -3,21 +3,17 @@ are allowed, rendered text with listed terms is reviewed or blocked for the
 right reason, every refusal carries its documented prefix, and Triton stays
 healthy afterwards."""
 
-import time
 import json
+import time
 
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from conftest import encode, infer_image
+from moderation_images import render
 from test_preprocess import REFUSALS
 
 OUTPUTS = ["DECISION", "REASONS", "SCORES", "TEXT", "EVIDENCE"]
-FONTS = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation2/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-]
 
 
 def moderate(client, data, model="moderation"):
@@ -27,26 +23,6 @@ def moderate(client, data, model="moderation"):
     scores = json.loads(result.as_numpy("SCORES")[0])
     text = result.as_numpy("TEXT")[0].decode()
     return decision, reasons, scores, text
-
-
-def font(size=44):
-    for path in FONTS:
-        try:
-            return ImageFont.truetype(path, size)
-        except OSError:
-            continue
-    pytest.fail("no DejaVu/Liberation font found (fonts-dejavu-core, fonts-liberation2)", pytrace=False)
-
-
-def render(lines, width=900, margin=60, line_step=80):
-    # Text with a margin around it, as in a real picture or screenshot. With
-    # the glyphs 20 px from the edges, PP-OCRv4's detector (rapidocr's own
-    # pipeline too) splits "I will kill you" into fragments.
-    image = Image.new("RGB", (width, 2 * margin + line_step * len(lines)), "white")
-    draw = ImageDraw.Draw(image)
-    for i, text in enumerate(lines):
-        draw.text((24, margin + line_step * i), text, fill="black", font=font())
-    return image
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket"])
