@@ -3,6 +3,7 @@ import Gateway
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import NIOConcurrencyHelpers
 import NIOCore
 import Testing
 import TritonClient
@@ -325,6 +326,59 @@ import TritonClient
             #expect(Int(third.headers[.retryAfter] ?? "") ?? 0 >= 1)
             let ready = try await client.execute(uri: "/readyz", method: .get)
             #expect(ready.status == .serviceUnavailable)
+        }
+    }
+
+    @Test("only a connection that failed before the request was sent is retried, and only as far as the retry budget goes")
+    func retriesOnlyUnsentRequestsUnderTheBudget() async throws {
+        let token = try setup.token()
+        let attempts = NIOLockedValueBox(0)
+        /// Replies for the model's metadata path (readiness probes are not counted): `failure`
+        /// for the first `failing` attempts, then 200.
+        @Sendable func script(failing: Int, with failure: TritonClientError.Code) {
+            attempts.withLockedValue { $0 = 0 }
+            transport.setReply { request in
+                guard request.path == "/v2/models/identity_fp32" else {
+                    return RawHTTPResponse(status: 200, headers: [], body: [])
+                }
+                let n = attempts.withLockedValue { $0 += 1; return $0 }
+                if n <= failing { throw TritonClientError(code: failure, message: "scripted \(failure)") }
+                return RawHTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array("{}".utf8))
+            }
+        }
+        // Every first try earns one retry (ratio 1), nothing more (no floor): deterministic.
+        let oneEach = "upstream:\n  circuit_failure_threshold: 100\n  circuit_open_seconds: 30\n  retry_budget_ratio: 1\n  retry_min_per_second: 0\n"
+        try await withApp(overrides: ["upstream": oneEach]) { client in
+            let headers = fields([(.authorization, "Bearer \(token)")])
+            script(failing: 1, with: .connectionFailed)
+            let recovered = try await client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: headers)
+            #expect(recovered.status == .ok, "a refused connection is retried: the client sees the answer")
+            #expect(attempts.withLockedValue { $0 } == 2)
+
+            script(failing: 1_000, with: .connectionFailed)
+            for _ in 0..<3 {
+                try expectProblem(try await client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: headers), .badGateway)
+            }
+            #expect(attempts.withLockedValue { $0 } == 6, "three requests, one retry each: the budget, not the deadline, bounds retries")
+
+            // Sent requests are never retried, whatever the budget holds: a deadline, or a
+            // connection that broke after the request went out.
+            script(failing: 1_000, with: .timeout)
+            try expectProblem(try await client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: headers), .gatewayTimeout)
+            #expect(attempts.withLockedValue { $0 } == 1)
+            script(failing: 1_000, with: .transport)
+            try expectProblem(try await client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: headers), .badGateway)
+            #expect(attempts.withLockedValue { $0 } == 1)
+        }
+        // An empty budget: no retry at all.
+        let none = "upstream:\n  circuit_failure_threshold: 100\n  circuit_open_seconds: 30\n  retry_budget_ratio: 0\n  retry_min_per_second: 0\n"
+        try await withApp(overrides: ["upstream": none]) { client in
+            script(failing: 1_000, with: .connectionFailed)
+            for _ in 0..<3 {
+                let response = try await client.execute(uri: "/v2/models/identity_fp32", method: .get, headers: fields([(.authorization, "Bearer \(token)")]))
+                try expectProblem(response, .badGateway)
+            }
+            #expect(attempts.withLockedValue { $0 } == 3)
         }
     }
 
