@@ -541,6 +541,34 @@ import TritonClient
         }
     }
 
+    @Test("a key the gateway does not read is refused with its path and the keys allowed there, not ignored")
+    func unknownKeysAreRefused() throws {
+        let setup = try TestSetup()
+        let cases: [(String, String, String, String)] = [
+            ("listen", "listen:\n  host: 127.0.0.1\n  max_conections: 10\n", "listen.max_conections", "max_connections"),
+            ("listen", "listen:\n  trusted_proxy: [10.0.0.0/8]\n", "listen.trusted_proxy", "trusted_proxies"),
+            ("metrics", "metrics:\n  require_authentication: false\n", "metrics.require_authentication", "require_auth"),
+            ("triton", "triton:\n  url: http://127.0.0.1:9\n  tls:\n    verify_peers: false\n", "triton.tls.verify_peers", "verify_peer"),
+            ("auth", setup.authSection().replacingOccurrences(of: "      secret_file: dev-secret", with: "      secret_file: dev-secret\n      pem: x"),
+             "auth.keys[0].pem", "pem_file"),
+            ("ratelimit", "ratelimit:\n  enabled: false\n", "ratelimit", "rate_limit"),
+        ]
+        for (section, yaml, key, allowed) in cases {
+            #expect {
+                try setup.configuration(tritonURL: "http://127.0.0.1:9", overrides: [section: yaml])
+            } throws: { error in
+                guard let error = error as? ConfigurationError else { return false }
+                return error.key == key && "\(error)".contains(allowed)
+            }
+        }
+        // Maps keyed by the operator (roles, routes) and empty values are not unknown keys.
+        let accepted = try setup.configuration(tritonURL: "http://127.0.0.1:9", overrides: [
+            "routes": "routes:\n  default: alt\n  models:\n    alt:\n      model: identity_fp32\n      version: \"1\"\n",
+            "audit": "audit:\n  enabled: false\n  path:\n",
+        ])
+        #expect(accepted.routes.models["alt"]?.version == "1")
+    }
+
     @Test func committedDevelopmentConfigurationParses() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let text = try String(contentsOf: root.appendingPathComponent("config/gateway.yaml"), encoding: .utf8)
