@@ -263,6 +263,61 @@ struct CanaryTests {
         #expect(file.routes["moderation"]?.decidedBy == "replica-a")
     }
 
+    @Test("two replicas deciding at the same moment both land in the state file: it is changed under a lock")
+    func simultaneousDecisionsAreBothKept() async throws {
+        // Two routes, each with a canary; replica A sees route "first" fail, B sees "second" fail.
+        let route = { (name: String) in
+            """
+              \(name):
+                variants:
+                  - {name: baseline, model: moderation, version: 1, weight: 90}
+                  - {name: candidate, model: moderation, version: 2, weight: 10}
+                canary: {candidate: candidate, baseline: baseline, window_seconds: 10, min_requests: 20,
+                         max_error_rate: 0.05, max_p95_latency_ratio: 1.5, failure_limit: 1}
+            """
+        }
+        let yaml = "routes:\n" + route("first") + "\n" + route("second") + "\n"
+        // The volume makes each replica's read before its write wait (up to 3 s) until the other
+        // replica has read too: without a lock both read the same old file, and the replica that
+        // writes last drops the other's decision. With the lock the second read waits for the
+        // first write, so this wait times out and nothing is lost.
+        let reads = NIOLockedValueBox([String: Int]())
+        let bothRead = NIOLockedValueBox(0)
+        func volume(_ replica: String) -> CanaryStateStorage {
+            CanaryStateStorage(
+                read: { url in
+                    let n = reads.withLockedValue { $0[replica, default: 0] += 1; return $0[replica]! }
+                    if n == 2 {  // the read of the read-modify-write (the first is the tick's own)
+                        bothRead.withLockedValue { $0 += 1 }
+                        let deadline = Date().addingTimeInterval(3)
+                        while bothRead.withLockedValue({ $0 }) < 2 && Date() < deadline { usleep(5_000) }
+                    }
+                    return CanaryStateStorage.fileSystem.read(url)
+                },
+                replace: CanaryStateStorage.fileSystem.replace)
+        }
+        let a = try CanaryFixture(yaml, instance: "replica-a", storage: volume("a"))
+        let b = try CanaryFixture(yaml, stateFile: a.stateFile, instance: "replica-b", storage: volume("b"))
+        for (fixture, name) in [(a, "first"), (b, "second")] {
+            let candidate = RouteDecision(route: name, variant: "candidate", model: "moderation", version: "2", revision: "r")
+            let baseline = RouteDecision(route: name, variant: "baseline", model: "moderation", version: "1", revision: "r")
+            for _ in 0..<30 { fixture.router.observe(candidate, outcome: UpstreamOutcome(isServerError: true, latencySeconds: 0.02)) }
+            for _ in 0..<200 { fixture.router.observe(baseline, outcome: UpstreamOutcome(isServerError: false, latencySeconds: 0.02)) }
+            fixture.clock.advance(10)
+        }
+        async let first: Void = a.router.canary.tick()
+        async let second: Void = b.router.canary.tick()
+        _ = await (first, second)
+
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let file = try decoder.decode(CanaryStateFile.self, from: Data(contentsOf: a.stateFile))
+        #expect(file.routes["first"]?.phase == .rolledBack, "replica A's decision was lost: \(file.routes.keys.sorted())")
+        #expect(file.routes["first"]?.decidedBy == "replica-a")
+        #expect(file.routes["second"]?.phase == .rolledBack, "replica B's decision was lost: \(file.routes.keys.sorted())")
+        #expect(file.routes["second"]?.decidedBy == "replica-b")
+    }
+
     @Test("p95 from the histogram is close to the true p95")
     func histogramQuantile() {
         var histogram = LatencyHistogram()
