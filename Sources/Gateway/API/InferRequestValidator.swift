@@ -50,7 +50,7 @@ enum InferRequestValidator {
                 throw Invalid("\"id\" must be a string without control characters.")
             }
         }
-        if let parameters = request["parameters"], parameters.objectValue == nil { throw Invalid("\"parameters\" must be an object.") }
+        try checkParameters(request["parameters"], "\"parameters\"")
         guard let inputs = request["inputs"]?.arrayValue, !inputs.isEmpty else { throw Invalid("\"inputs\" must be a non-empty array.") }
         var binaryOffset = jsonLength
         var seen = Set<String>()
@@ -75,7 +75,7 @@ enum InferRequestValidator {
                 count = product
             }
             let parameters = input["parameters"] ?? .object([])
-            guard case .object = parameters else { throw Invalid("inputs[\(index)].parameters must be an object.") }
+            try checkParameters(parameters, "inputs[\(index)].parameters")
             if parameters["shared_memory_region"] != nil {
                 throw Invalid("Shared-memory inputs are not accepted through the gateway.")
             }
@@ -116,6 +116,7 @@ enum InferRequestValidator {
                 else {
                     throw Invalid("outputs[\(index)].name must be a non-empty string without control characters.")
                 }
+                try checkParameters(output["parameters"], "outputs[\(index)].parameters")
                 if output["parameters"]?["shared_memory_region"] != nil {
                     throw Invalid("Shared-memory outputs are not accepted through the gateway.")
                 }
@@ -123,6 +124,31 @@ enum InferRequestValidator {
         }
         guard binaryOffset == body.count else {
             throw Invalid("binary_data_size values add up to \(binaryOffset - jsonLength) bytes but the binary part is \(body.count - jsonLength).")
+        }
+    }
+
+    /// Parameters are an object whose names and string values Triton keeps, hands to the
+    /// model and can write back into its answers and logs: CR, LF or NUL in any of them, at
+    /// any depth, is refused (SECURITY.md: control characters never travel on).
+    static func checkParameters(_ value: JSONValue?, _ place: String) throws(Invalid) {
+        guard let value else { return }
+        guard case .object = value else { throw Invalid("\(place) must be an object.") }
+        guard !hasControlBreaks(value, depth: 0) else {
+            throw Invalid("\(place) holds a name or value with a control character (CR, LF or NUL).")
+        }
+    }
+
+    static func hasControlBreaks(_ value: JSONValue, depth: Int) -> Bool {
+        guard depth <= maxDepth else { return false }  // the parser already bounds depth
+        switch value {
+        case .string(let text):
+            return NameRules.hasControlBreaks(text)
+        case .object(let members):
+            return members.contains { NameRules.hasControlBreaks($0.key) || hasControlBreaks($0.value, depth: depth + 1) }
+        case .array(let items):
+            return items.contains { hasControlBreaks($0, depth: depth + 1) }
+        default:
+            return false
         }
     }
 
