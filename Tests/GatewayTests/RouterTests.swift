@@ -549,8 +549,10 @@ import TritonClient
             ("listen", "listen:\n  trusted_proxy: [10.0.0.0/8]\n", "listen.trusted_proxy", "trusted_proxies"),
             ("metrics", "metrics:\n  require_authentication: false\n", "metrics.require_authentication", "require_auth"),
             ("triton", "triton:\n  url: http://127.0.0.1:9\n  tls:\n    verify_peers: false\n", "triton.tls.verify_peers", "verify_peer"),
+            ("auth", setup.authSection().replacingOccurrences(of: "      algorithm: HS256", with: "      algorithm: HS256\n      algorithms: [RS256]"),
+             "auth.keys[0].algorithms", "algorithm"),
             ("auth", setup.authSection().replacingOccurrences(of: "      secret_file: dev-secret", with: "      secret_file: dev-secret\n      pem: x"),
-             "auth.keys[0].pem", "pem_file"),
+             "auth.keys[0].pem", "README"),
             ("ratelimit", "ratelimit:\n  enabled: false\n", "ratelimit", "rate_limit"),
         ]
         for (section, yaml, key, allowed) in cases {

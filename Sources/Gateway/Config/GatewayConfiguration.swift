@@ -474,6 +474,7 @@ extension GatewayConfiguration {
         do {
             var configuration = try YAMLDecoder().decode(GatewayConfiguration.self, from: yaml)
             configuration.baseDirectory = baseDirectory
+            try configuration.refuseUnknownKeys(in: yaml)
             return configuration
         } catch let error as DecodingError {
             throw ConfigurationError(key: Self.keyPath(of: error), Self.describe(error))
@@ -482,6 +483,74 @@ extension GatewayConfiguration {
         } catch {
             throw ConfigurationError(key: "(file)", "not valid YAML: \(error)")
         }
+    }
+
+    /// A key the gateway does not read is an error, as in the traffic file: a misspelt key
+    /// (`max_conections`, `trusted_proxy`) would otherwise leave its default in force without
+    /// a word. The keys the gateway reads are the ones the decoded configuration encodes
+    /// back to (every section writes what it reads, through the same coding keys), so the
+    /// list cannot drift from the decoders. A key given an empty value is left alone (it
+    /// decodes to nothing, so it is not in the encoded tree either).
+    func refuseUnknownKeys(in yaml: String) throws {
+        guard let given = try Yams.load(yaml: yaml),
+              let read = try? JSONSerialization.jsonObject(with: JSONEncoder().encode(self))
+        else { return }
+        if let (path, known) = Self.firstUnknownKey(given: given, read: read, path: []) {
+            let key = path.split(separator: ".").last.map(String.init) ?? path
+            let hint = Self.closest(to: key, among: known).map { "did you mean \($0)?" }
+                ?? "the gateway does not read it; Sources/Gateway/README.md lists every key"
+            throw ConfigurationError(key: path, "unknown key (\(hint))")
+        }
+    }
+
+    /// The key `key` was most likely meant to be: the same letters without `_`/`-`, one a
+    /// prefix of the other, or a few edits away. (Keys left unset and without a default
+    /// are not in the encoded tree, so they cannot be suggested.)
+    static func closest(to key: String, among known: [String]) -> String? {
+        func plain(_ s: String) -> [Character] { Array(s.lowercased().filter { $0 != "_" && $0 != "-" }) }
+        func distance(_ a: [Character], _ b: [Character]) -> Int {
+            var previous = Array(0...b.count)
+            for (i, x) in a.enumerated() {
+                var current = [i + 1]
+                for (j, y) in b.enumerated() {
+                    current.append(Swift.min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+                }
+                previous = current
+            }
+            return previous[b.count]
+        }
+        let wanted = plain(key)
+        let ranked = known.sorted().map { candidate -> (String, Int) in
+            let other = plain(candidate)
+            if other == wanted { return (candidate, 0) }
+            let shorter = Swift.min(other.count, wanted.count)
+            if shorter >= 4, other.starts(with: wanted) || wanted.starts(with: other) { return (candidate, 1) }
+            return (candidate, distance(wanted, other))
+        }
+        guard let best = ranked.min(by: { $0.1 < $1.1 }), best.1 <= Swift.max(2, wanted.count / 4) else { return nil }
+        return best.0
+    }
+
+    /// The first key of `given` (parsed YAML) that `read` (the configuration encoded back)
+    /// lacks, as a dotted path with the keys allowed beside it; maps keyed by the operator
+    /// (`routes.models`, `auth.roles`) come back with the same keys, so they pass.
+    static func firstUnknownKey(given: Any, read: Any, path: [String]) -> (String, [String])? {
+        func joined(_ path: [String]) -> String {
+            path.reduce("") { $1.hasPrefix("[") || $0.isEmpty ? $0 + $1 : $0 + "." + $1 }
+        }
+        if let map = given as? [AnyHashable: Any], let known = read as? [String: Any] {
+            for (rawKey, value) in map.sorted(by: { "\($0.key)" < "\($1.key)" }) {
+                let key = "\(rawKey)"
+                if value is NSNull { continue }
+                guard let next = known[key] else { return (joined(path + [key]), Array(known.keys)) }
+                if let found = firstUnknownKey(given: value, read: next, path: path + [key]) { return found }
+            }
+        } else if let list = given as? [Any], let known = read as? [Any] {
+            for (index, item) in list.enumerated() where index < known.count {
+                if let found = firstUnknownKey(given: item, read: known[index], path: path + ["[\(index)]"]) { return found }
+            }
+        }
+        return nil
     }
 
     private static func keyPath(of error: DecodingError) -> String {
