@@ -220,12 +220,34 @@ public struct CanaryStateFile: Sendable, Codable, Equatable {
 /// on a volume shared by replicas over the network), so the controller makes them on
 /// NIO's pool for blocking work. Tests substitute a volume that stalls.
 public struct CanaryStateStorage: Sendable {
+    public typealias Exclusive = @Sendable (URL, () throws -> String) throws -> String
     public var read: @Sendable (URL) -> Data?
     public var replace: @Sendable (URL, Data) throws -> Void
+    /// Runs a read, merge and replace of the file while holding a lock every replica takes
+    /// for the same file, so two replicas deciding at once cannot both write over the same
+    /// old file and drop the other's decision.
+    public var exclusive: Exclusive
 
-    public init(read: @escaping @Sendable (URL) -> Data?, replace: @escaping @Sendable (URL, Data) throws -> Void) {
+    public init(read: @escaping @Sendable (URL) -> Data?, replace: @escaping @Sendable (URL, Data) throws -> Void,
+                exclusive: @escaping Exclusive = CanaryStateStorage.fileLock) {
         self.read = read
         self.replace = replace
+        self.exclusive = exclusive
+    }
+
+    /// An exclusive `flock(2)` on `<state file>.lock` beside the file, on the volume the
+    /// replicas share (containers on one host share the kernel's locks; on NFS the Linux
+    /// client turns `flock` into NFS byte-range locks). The lock goes when its holder
+    /// exits, so a replica killed mid-write does not leave the others waiting.
+    public static let fileLock: Exclusive = { url, body in
+        let fd = open(url.path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
     }
 
     /// The local file system: replaced atomically (a temporary file in the same directory,
@@ -529,8 +551,8 @@ public final class CanaryController: Service, Sendable {
         return try? await NIOThreadPool.singleton.runIfActive { CanaryStateFile.read(url, from: storage) }
     }
 
-    /// Merges this replica's decisions into the state file (rollbacks are never
-    /// undone by a merge; other replicas' entries for other digests are replaced
+    /// Merges this replica's decisions into the state file under the storage's lock
+    /// (rollbacks are never undone by a merge; other replicas' entries for other digests are replaced
     /// only by routes this replica has decided on). The read, the write and its two
     /// fsyncs run on NIO's pool for blocking work (see ``readStateFile()``).
     private func persist(_ routes: [String: RouteState]) async {
@@ -539,8 +561,10 @@ public final class CanaryController: Service, Sendable {
         let storage = settings.storage
         do {
             let hash = try await NIOThreadPool.singleton.runIfActive {
-                let current = CanaryStateFile.read(url, from: storage)?.0 ?? CanaryStateFile()
-                return try Self.merged(routes, into: current, instanceID: instanceID).write(to: url, through: storage)
+                try storage.exclusive(url) {
+                    let current = CanaryStateFile.read(url, from: storage)?.0 ?? CanaryStateFile()
+                    return try Self.merged(routes, into: current, instanceID: instanceID).write(to: url, through: storage)
+                }
             }
             state.withLock { $0.fileHash = hash }
         } catch {
