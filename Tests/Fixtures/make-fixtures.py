@@ -20,7 +20,8 @@ Models:
   moderation_a, _b       the moderation ensemble's interface (IMAGE -> DECISION, REASONS,
                          SCORES, TEXT = "served by <name>") without its models
   variant_a, variant_b   FP32 identities (batched, 8) used only by the traffic tests
-  guarded_fp32, _bytes   identities used only by the gateway's refusal tests, which assert
+  guarded_fp32, _bytes,  identities used only by the gateway's refusal tests, which assert
+  guarded_rows
                          that Triton's inference count did not move (other suites run
                          inferences on identity_* at the same time)
   flaky                  FP32 identity that fails a `fail_fraction` of requests and/or sleeps
@@ -197,14 +198,15 @@ def build(repo):
             ),
         )
     # Identities only the gateway's refusal tests call: their exact inference counts
-    # are not moved by suites running at the same time.
-    for short in ("fp32", "bytes"):
+    # are not moved by suites running at the same time. guarded_rows is SecurityRowsTests'
+    # own (EndToEndTests makes one accepted call to guarded_fp32).
+    for name, short in (("guarded_fp32", "fp32"), ("guarded_bytes", "bytes"), ("guarded_rows", "fp32")):
         python_model(
             repo,
-            f"guarded_{short}",
+            name,
             "identity.py",
             config(
-                f"guarded_{short}",
+                name,
                 "python",
                 [tensor("INPUT0", DATATYPES[short], [-1])],
                 [tensor("OUTPUT0", DATATYPES[short], [-1])],

@@ -26,7 +26,9 @@ struct SecurityRowsTests {
         tritonURL = Environment.tritonURL ?? ""
     }
 
-    func withGateway(tritonURL: String? = nil, route: String = "guarded_bytes", overrides: [String: String] = [:],
+    /// Routes to `guarded_rows`, a model only this suite calls, so the inference counts it
+    /// checks are not moved by suites running at the same time.
+    func withGateway(tritonURL: String? = nil, route: String = "guarded_rows", overrides: [String: String] = [:],
                      _ body: @Sendable (any TestClientProtocol, Int) async throws -> Void) async throws {
         var overrides = overrides
         if overrides["routes"] == nil {
@@ -47,9 +49,9 @@ struct SecurityRowsTests {
     @Test("a chunked body over the limit is refused with 413 before it ends, and nothing reaches Triton")
     func chunkedBodyOverTheLimit() async throws {
         let token = try setup.token()
-        let before = try await inferenceCount(tritonURL, model: "guarded_fp32")
+        let before = try await inferenceCount(tritonURL, model: "guarded_rows")
         try await withGateway { _, port in
-            for (path, type) in [("/v2/models/guarded_fp32/infer", "application/json"), ("/v1/moderate", "image/png")] {
+            for (path, type) in [("/v2/models/guarded_rows/infer", "application/json"), ("/v1/moderate", "image/png")] {
                 let socket = try RawSocket(port: port)
                 socket.send("POST \(path) HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer \(token)\r\nContent-Type: \(type)\r\nTransfer-Encoding: chunked\r\n\r\n")
                 // 80 KiB in 16 KiB chunks against a 64 KiB limit, and no last chunk: the
@@ -61,7 +63,7 @@ struct SecurityRowsTests {
                 #expect(answer?.contains("application/problem+json") == true, "\(path)")
             }
         }
-        #expect(try await inferenceCount(tritonURL, model: "guarded_fp32") == before)
+        #expect(try await inferenceCount(tritonURL, model: "guarded_rows") == before)
     }
 
     @Test("NUL or a bare CR in X-Request-Id or traceparent is 400, and the value is not echoed")
@@ -71,7 +73,7 @@ struct SecurityRowsTests {
             for (name, value) in [("X-Request-Id", "abc\u{0}def"), ("X-Request-Id", "abc\rInjected: 1"),
                                   ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\u{0}x")] {
                 let socket = try RawSocket(port: port)
-                socket.send("GET /v2/models/guarded_fp32/ready HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer \(token)\r\n\(name): \(value)\r\n\r\n")
+                socket.send("GET /v2/models/guarded_rows/ready HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer \(token)\r\n\(name): \(value)\r\n\r\n")
                 let answer = await socket.readAll()
                 #expect(Self.status(answer) == 400, "\(name) \(value.debugDescription): \(answer.prefix(300))")
                 #expect(!answer.contains("Injected") && !answer.contains("def"), "\(answer.prefix(300))")
@@ -82,7 +84,7 @@ struct SecurityRowsTests {
     @Test("CR, LF or NUL in a KServe request's id or parameters is 400 before Triton")
     func controlCharactersInKServeIdAndParameters() async throws {
         let token = try setup.token()
-        let before = try await inferenceCount(tritonURL, model: "guarded_fp32")
+        let before = try await inferenceCount(tritonURL, model: "guarded_rows")
         let input = #"{"name":"INPUT0","shape":[1,1],"datatype":"FP32","data":[1]"#
         let bodies = [
             #"{"id":"a\r\nX-Evil: 1","inputs":[\#(input)}]}"#,
@@ -95,7 +97,7 @@ struct SecurityRowsTests {
         try await withGateway { client, _ in
             for body in bodies {
                 let response = try await client.execute(
-                    uri: "/v2/models/guarded_fp32/infer", method: .post,
+                    uri: "/v2/models/guarded_rows/infer", method: .post,
                     headers: fields([(.authorization, "Bearer \(token)"), (.contentType, "application/json")]), body: ByteBuffer(string: body))
                 #expect(response.status == .badRequest, "\(body): \(response.text)")
                 #expect(response.headers[.contentType] == "application/problem+json")
@@ -108,7 +110,7 @@ struct SecurityRowsTests {
                 body: ByteBuffer(string: #"{"id":"a b","parameters":{"note":"fine"},"inputs":[\#(input)}]}"#))
             #expect(clean.status == .ok, "\(clean.text)")
         }
-        #expect(try await inferenceCount(tritonURL, model: "guarded_fp32") == before)
+        #expect(try await inferenceCount(tritonURL, model: "guarded_rows") == before)
     }
 
     @Test("traceparent: Triton receives the client's trace id with the gateway's own span")
@@ -188,7 +190,7 @@ struct SecurityRowsTests {
         let log = setup.directory.appendingPathComponent("serve.log")
         let yaml = setup.yaml(tritonURL: tritonURL, port: port, overrides: [
             "logging": "logging:\n  level: info\n  format: json\n",
-            "routes": "routes:\n  default: moderation\n  models:\n    moderation:\n      model: guarded_bytes\n",
+            "routes": "routes:\n  default: moderation\n  models:\n    moderation:\n      model: guarded_rows\n",
         ])
         let process = try startGatewayBinary(executable, yaml: yaml, in: setup.directory, output: log)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }

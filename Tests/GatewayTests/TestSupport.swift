@@ -39,7 +39,7 @@ struct TestSetup {
                       permissions: [moderate]
                     inference:
                       permissions: [moderate, infer]
-                      models: [identity_fp32, identity_bytes, identity_int32, guarded_fp32, guarded_bytes, add_sub, slow, moderation, missing_model]
+                      models: [identity_fp32, identity_bytes, identity_int32, guarded_fp32, guarded_bytes, guarded_rows, add_sub, slow, moderation, missing_model]
                     admin:
                       permissions: [moderate, infer, admin, metrics]
 
