@@ -287,7 +287,9 @@ struct CanaryTests {
             CanaryStateStorage(
                 read: { url in
                     let n = reads.withLockedValue { $0[replica, default: 0] += 1; return $0[replica]! }
-                    if n == 2 {  // the read of the read-modify-write (the first is the tick's own)
+                    // Read 1 is the start-up adoption, 2 the tick's own, 3 the read of the
+                    // read-merge-write: that one waits for the other replica's.
+                    if n == 3 {
                         bothRead.withLockedValue { $0 += 1 }
                         let deadline = Date().addingTimeInterval(3)
                         while bothRead.withLockedValue({ $0 }) < 2 && Date() < deadline { usleep(5_000) }
