@@ -563,6 +563,21 @@ import TritonClient
                 return error.key == key && "\(error)".contains(allowed)
             }
         }
+        // An infinite duration does not switch the check off (JSON has no such number).
+        #expect {
+            try setup.configuration(tritonURL: "http://127.0.0.1:9", overrides: ["timeouts": "timeouts:\n  idle: .inf\n  idel: 3\n"])
+        } throws: { ($0 as? ConfigurationError)?.key == "timeouts.idel" }
+        // A key that is not a name is an error, not a crash; merge keys count as the keys they bring.
+        #expect {
+            try setup.configuration(tritonURL: "http://127.0.0.1:9", overrides: ["listen": "listen:\n  host: 127.0.0.1\n  ? [a, b]\n  : 1\n"])
+        } throws: { ($0 as? ConfigurationError)?.key.hasPrefix("listen.") == true }
+        #expect {
+            try setup.configuration(tritonURL: "http://127.0.0.1:9", overrides: ["limits": "limits:\n  <<: {max_bodybytes: 70000}\n"])
+        } throws: { ($0 as? ConfigurationError)?.key == "limits.max_bodybytes" }
+        let merged = try setup.configuration(tritonURL: "http://127.0.0.1:9", overrides: [
+            "limits": "limits:\n  <<: {max_body_bytes: 70000}\n  max_header_bytes: 16384\n",
+        ])
+        #expect(merged.limits.maxBodyBytes == 70000)
         // Maps keyed by the operator (roles, routes) and empty values are not unknown keys.
         let accepted = try setup.configuration(tritonURL: "http://127.0.0.1:9", overrides: [
             "routes": "routes:\n  default: alt\n  models:\n    alt:\n      model: identity_fp32\n      version: \"1\"\n",

@@ -492,9 +492,16 @@ extension GatewayConfiguration {
     /// list cannot drift from the decoders. A key given an empty value is left alone (it
     /// decodes to nothing, so it is not in the encoded tree either).
     func refuseUnknownKeys(in yaml: String) throws {
-        guard let given = try Yams.load(yaml: yaml),
-              let read = try? JSONSerialization.jsonObject(with: JSONEncoder().encode(self))
-        else { return }
+        guard let given = try Yams.compose(yaml: yaml) else { return }
+        let read: Any
+        do {
+            let encoder = JSONEncoder()
+            // `.inf` is a valid duration or rate; JSON has no such number.
+            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            read = try JSONSerialization.jsonObject(with: encoder.encode(self))
+        } catch {
+            throw ConfigurationError(key: "(file)", "the keys could not be checked: \(error)")
+        }
         if let (path, known) = Self.firstUnknownKey(given: given, read: read, path: []) {
             let key = path.split(separator: ".").last.map(String.init) ?? path
             let hint = Self.closest(to: key, among: known).map { "did you mean \($0)?" }
@@ -531,21 +538,29 @@ extension GatewayConfiguration {
         return best.0
     }
 
-    /// The first key of `given` (parsed YAML) that `read` (the configuration encoded back)
-    /// lacks, as a dotted path with the keys allowed beside it; maps keyed by the operator
-    /// (`routes.models`, `auth.roles`) come back with the same keys, so they pass.
-    static func firstUnknownKey(given: Any, read: Any, path: [String]) -> (String, [String])? {
+    /// The first key of `given` (the YAML as composed, before any decoding) that `read` (the
+    /// configuration encoded back) lacks, as a dotted path with the keys known beside it.
+    /// Maps keyed by the operator (`routes.models`, `auth.roles`) come back with the same
+    /// keys, so they pass; merge keys (`<<`) count as the keys they bring; a key that is not
+    /// a plain scalar (`? [a, b]`) is never one the gateway reads.
+    static func firstUnknownKey(given: Node, read: Any, path: [String]) -> (String, [String])? {
         func joined(_ path: [String]) -> String {
             path.reduce("") { $1.hasPrefix("[") || $0.isEmpty ? $0 + $1 : $0 + "." + $1 }
         }
-        if let map = given as? [AnyHashable: Any], let known = read as? [String: Any] {
-            for (rawKey, value) in map.sorted(by: { "\($0.key)" < "\($1.key)" }) {
-                let key = "\(rawKey)"
-                if value is NSNull { continue }
+        if let map = given.mapping, let known = read as? [String: Any] {
+            for (keyNode, value) in map {
+                guard let key = keyNode.scalar?.string else { return (joined(path + ["(a key that is not a name)"]), Array(known.keys)) }
+                if key == "<<" {
+                    for merged in value.sequence.map(Array.init) ?? [value] {
+                        if let found = firstUnknownKey(given: merged, read: read, path: path) { return found }
+                    }
+                    continue
+                }
+                if case .scalar(let scalar) = value, scalar.style == .plain, ["", "~", "null", "Null", "NULL"].contains(scalar.string) { continue }
                 guard let next = known[key] else { return (joined(path + [key]), Array(known.keys)) }
                 if let found = firstUnknownKey(given: value, read: next, path: path + [key]) { return found }
             }
-        } else if let list = given as? [Any], let known = read as? [Any] {
+        } else if let list = given.sequence, let known = read as? [Any] {
             for (index, item) in list.enumerated() where index < known.count {
                 if let found = firstUnknownKey(given: item, read: known[index], path: path + ["[\(index)]"]) { return found }
             }
