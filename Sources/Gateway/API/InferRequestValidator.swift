@@ -134,12 +134,12 @@ enum InferRequestValidator {
         guard let value else { return }
         guard case .object = value else { throw Invalid("\(place) must be an object.") }
         guard !hasControlBreaks(value, depth: 0) else {
-            throw Invalid("\(place) holds a name or value with a control character (CR, LF or NUL).")
+            throw Invalid("\(place) holds a name or value with a control character (CR, LF or NUL), or nests deeper than \(maxDepth) levels.")
         }
     }
 
     static func hasControlBreaks(_ value: JSONValue, depth: Int) -> Bool {
-        guard depth <= maxDepth else { return false }  // the parser already bounds depth
+        guard depth <= maxDepth else { return true }  // deeper than any parameter needs: refused
         switch value {
         case .string(let text):
             return NameRules.hasControlBreaks(text)

@@ -238,17 +238,35 @@ public struct CanaryStateStorage: Sendable {
     /// An exclusive `flock(2)` on `<state file>.lock` beside the file, on the volume the
     /// replicas share (containers on one host share the kernel's locks; on NFS the Linux
     /// client turns `flock` into NFS byte-range locks). The lock goes when its holder
-    /// exits, so a replica killed mid-write does not leave the others waiting.
+    /// exits, so a replica killed mid-write does not leave the others waiting; a holder
+    /// that hangs is waited for at most ``lockWaitSeconds`` (the write then fails and is
+    /// logged, as a failed write is). A volume without locks (`ENOLCK`, `EOPNOTSUPP`: NFS
+    /// mounted `nolock`, some CSI drivers) gets the write without the lock, as before locks
+    /// existed, rather than no write at all.
     public static let fileLock: Exclusive = { url, body in
-        let fd = open(url.path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        let fd = open(url.path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o660)
         guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        let deadline = Date().addingTimeInterval(lockWaitSeconds)
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            switch errno {
+            case EINTR:
+                continue
+            case EWOULDBLOCK where Date() < deadline:
+                usleep(20_000)
+            case ENOLCK, EOPNOTSUPP, ENOSYS:
+                return try body()
+            default:
+                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+            }
         }
         defer { flock(fd, LOCK_UN) }
         return try body()
     }
+
+    /// How long ``fileLock`` waits for another replica's lock: far longer than a read and an
+    /// atomic replace take, even on a slow network volume.
+    public static let lockWaitSeconds: Double = 10
 
     /// The local file system: replaced atomically (a temporary file in the same directory,
     /// fsync, rename over the target, fsync the directory), so readers see a whole file.
