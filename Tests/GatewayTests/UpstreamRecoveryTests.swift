@@ -42,12 +42,42 @@ struct UpstreamRecoveryTests {
         return repo
     }
 
-    /// The pid `scripts/triton start` recorded for this suite's Triton.
+    /// The pid `scripts/triton start` recorded for this suite's Triton, checked to be a
+    /// tritonserver serving this suite's port.
     func tritonPID() throws -> pid_t {
         let runtime = Environment.value("TRITON_RUNTIME").map { URL(fileURLWithPath: $0) }
             ?? Environment.projectRoot.appendingPathComponent(".triton")
         let text = try String(contentsOf: runtime.appendingPathComponent("run/\(Self.name).pid"), encoding: .utf8)
-        return try #require(pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let pid = try #require(pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let arguments = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")).split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        try #require(arguments.first?.hasSuffix("tritonserver") == true, "pid \(pid) is not a tritonserver: \(arguments)")
+        try #require(arguments.contains("--http-port=\(Self.port)"), "pid \(pid) does not serve port \(Self.port): \(arguments)")
+        return pid
+    }
+
+    /// The scheduler states of every thread of `pid` (`/proc/PID/task/TID/stat`, the field
+    /// after the parenthesised name).
+    func threadStates(_ pid: pid_t) throws -> [Character] {
+        let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
+        return tasks.compactMap { tid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            return stat[stat.index(after: close)...].first(where: { $0 != " " })
+        }
+    }
+
+    /// Sends SIGSTOP and waits until every thread of the process has stopped. `kill`
+    /// returns once the signal is queued: the thread that takes it starts the group stop
+    /// when it next runs, and until then the others keep running. On a loaded machine that
+    /// took long enough for Triton's HTTP thread to answer one more request (seen once).
+    func stopProcess(_ pid: pid_t) async throws {
+        try #require(kill(pid, SIGSTOP) == 0)
+        let stopped = try await eventually(30) {
+            let states = try threadStates(pid)
+            return !states.isEmpty && states.allSatisfy { $0 == "T" }
+        }
+        let states = try threadStates(pid)
+        try #require(stopped, "Triton's threads did not all stop within 30 s: \(states)")
     }
 
     /// The calls a test makes through its gateway.
@@ -154,9 +184,9 @@ struct UpstreamRecoveryTests {
     @Test func tritonThatStopsAnsweringGives504AndNotReadyThenRecovers() async throws {
         try await withOwnTriton(upstreamDeadline: 2) { calls, _ in
             let pid = try tritonPID()
-            try #require(kill(pid, SIGSTOP) == 0)
             defer { _ = kill(pid, SIGCONT) }  // whatever fails below, the stop that follows must reach it
-            note("Triton stopped with SIGSTOP")
+            try await stopProcess(pid)
+            note("Triton stopped with SIGSTOP (every thread in state T)")
             let clock = ContinuousClock()
             for _ in 0..<2 {
                 let start = clock.now
