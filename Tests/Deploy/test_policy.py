@@ -277,6 +277,26 @@ def test_triton_probes_flags_memory_volumes_and_grace(rendered):
             assert next(m for m in c["volumeMounts"] if m["mountPath"] == repo).get("readOnly") is True
 
 
+def forward_pattern() -> str:
+    """The header-forward pattern scripts/triton gives a local Triton (the one the tests check)."""
+    text = (ROOT / "scripts/triton").read_text()
+    return re.search(r"^HEADER_FORWARD_PATTERN='([^']+)'$", text, re.M).group(1)
+
+
+def test_triton_hands_the_trace_headers_to_models_everywhere(rendered):
+    """traceparent and X-Request-Id reach the models in every deployment, as they do in the
+    tested Triton: the same pattern in each overlay, each chart scenario and the image."""
+    pattern = forward_pattern()
+    for scenario, objs in rendered.items():
+        if not find(objs, "Deployment", TRITON):
+            continue
+        args = triton(objs)[1]["containers"][0]["args"]
+        assert f"--http-header-forward-pattern={pattern}" in args, scenario
+    entrypoint = (ROOT / "docker/triton/entrypoint.sh").read_text()
+    escaped = pattern.replace("$", "\\$")  # inside the entry point's double quotes
+    assert "TRITON_HTTP_HEADER_FORWARD_PATTERN:-" + escaped + "}" in entrypoint
+
+
 @pytest.mark.parametrize("scenario", ["overlay:prod-gpu", "chart:gpu"])
 def test_gpu_triton(rendered, scenario):
     deployment, spec = triton(rendered[scenario])
