@@ -10,6 +10,7 @@ import re
 
 import pytest
 import yaml
+from openapi_spec_validator import OpenAPIV31SpecValidator
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 from playwright.sync_api import expect
 
@@ -87,6 +88,9 @@ def test_the_served_openapi_document_is_valid_yaml_and_describes_the_console_api
     status, headers, body = fetch(gateway["url"] + "/openapi.yaml")
     assert status == 200
     document = yaml.safe_load(body)
+    # A valid OpenAPI 3.1 document, as client generators and API fuzzers read it.
+    problems = [f"{' > '.join(map(str, e.path))}: {e.message}" for e in OpenAPIV31SpecValidator(document).iter_errors()]
+    assert not problems, "\n".join(problems)
     paths = document["paths"]
     assert {"/admin/activity", "/console", "/console/{asset}", "/admin/traffic", "/admin/audit"} <= set(paths)
     assert paths["/admin/activity"]["get"]["x-permission"] == "admin"
