@@ -126,8 +126,8 @@ enum OpenAPIDocument {
                 out += [
                     "      requestBody:", "        required: true", "        content:", "          application/json:",
                     "            schema: {$ref: '#/components/schemas/InferRequest'}", "          application/octet-stream:",
-                    "            description: Binary tensor extension; the JSON header length is in Inference-Header-Content-Length.",
-                    "            schema: {type: string, contentMediaType: application/octet-stream}",
+                    "            schema:", "              type: string", "              contentMediaType: application/octet-stream",
+                    "              description: Binary tensor extension; the JSON header length is in Inference-Header-Content-Length.",
                 ]
             }
             // Every passthrough can be refused the same ways; infer also for its body.
