@@ -78,6 +78,27 @@ struct EndToEndTests {
         }
     }
 
+    /// Admin calls Triton refuses are answered as refusals, never as the gateway's 5xx:
+    /// an empty body reaches Triton as `{}` (Triton answers 500 to an empty body on these
+    /// endpoints), and a load or unload its model control mode forbids is 409 (Triton says 503).
+    @Test func adminCallsTritonRefusesAreNotServerErrors() async throws {
+        let admin = fields([(.authorization, "Bearer \(try setup.token(roles: ["admin"]))")])
+        try await withGateway { client, _ in
+            for path in ["/v2/trace/setting", "/v2/logging", "/v2/models/identity_fp32/trace/setting"] {
+                let response = try await client.execute(uri: path, method: .post, headers: admin)
+                #expect(response.status == .ok, "\(path) without a body reads the settings: \(response.text)")
+            }
+            let register = try await client.execute(uri: "/v2/systemsharedmemory/region/r1/register", method: .post, headers: admin)
+            try expectProblem(register, .badRequest, "register without a body")
+            // The fixture Triton runs without explicit model control (no model named here is touched).
+            for action in ["load", "unload"] {
+                let response = try await client.execute(uri: "/v2/repository/models/no_such_model/\(action)", method: .post, headers: admin)
+                try expectProblem(response, .conflict, action)
+                #expect(try response.problem().type.hasSuffix("/model-control-disabled"), "\(action)")
+            }
+        }
+    }
+
     @Test func requestRowsAreRefusedBeforeTriton() async throws {
         let token = try setup.token()
         let clientToken = try setup.token(roles: ["client"])
