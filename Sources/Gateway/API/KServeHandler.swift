@@ -45,6 +45,7 @@ struct KServeHandler: Sendable {
     }
 
     static let loadTemplate = "/v2/repository/models/{model}/load"
+    static let unloadTemplate = "/v2/repository/models/{model}/unload"
 
     /// A model load whose `parameters` carry model files (`file:<path>` keys, base64
     /// contents Triton writes and runs) is refused unless `admin.allow_model_files`.
@@ -146,10 +147,25 @@ struct KServeHandler: Sendable {
                 }
                 return body
             }
-            if !body.isEmpty { headers.append(("Content-Type", "application/json")) }
+            // Triton answers 500 to an empty body on the settings and shared-memory POSTs;
+            // `{}` means the same there (read the settings; a register names what it lacks).
+            if body.isEmpty { body = Array("{}".utf8) }
+            headers.append(("Content-Type", "application/json"))
         }
         let upstreamRequest = RawHTTPRequest(method: method.rawValue, path: path, headers: headers, body: body)
-        return try await forward(upstreamRequest, context: context, decision: nil, kind: permission == .admin ? "admin" : "kserve")
+        do {
+            return try await forward(upstreamRequest, context: context, decision: nil, kind: permission == .admin ? "admin" : "kserve")
+        } catch let problem as GatewayProblem where problem.slug == "upstream-error" && Self.isModelControlRefusal(template, lastUpstream: context) {
+            throw GatewayProblem(.conflict, "model-control-disabled",
+                                 "Triton does not load or unload models on request: it runs without explicit model control (--model-control-mode=explicit).")
+        }
+    }
+
+    /// Whether Triton answered a load or unload with 503, which it does when its model
+    /// control mode is not `explicit` (a state of the server, not a failure: 409, not 502).
+    static func isModelControlRefusal(_ template: String, lastUpstream context: GatewayRequestContext) -> Bool {
+        guard template == loadTemplate || template == unloadTemplate else { return false }
+        return context.record.snapshot.upstreamStatus == 503
     }
 
     /// Sends the request and copies back Triton's answer: status, body, and only

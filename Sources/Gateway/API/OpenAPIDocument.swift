@@ -131,8 +131,11 @@ enum OpenAPIDocument {
                 ]
             }
             // Every passthrough can be refused the same ways; infer also for its body.
-            let codes = operation.body == .infer
+            var codes = operation.body == .infer
                 ? [400, 401, 403, 404, 413, 415, 429, 502, 503, 504] : [400, 401, 403, 429, 502, 503, 504]
+            if item.path.hasSuffix("/load") || item.path.hasSuffix("/unload") {
+                codes.insert(409, at: 3)  // model-control-disabled: Triton runs without explicit model control
+            }
             out += ["      responses:", "        '200':", "          description: \(operation.body == .infer ? "InferResponse" : "Triton's answer")"]
             for code in codes {
                 out += ["        '\(code)':", "          $ref: '#/components/responses/Problem'"]
