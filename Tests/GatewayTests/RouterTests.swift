@@ -78,6 +78,26 @@ import TritonClient
         #expect(events.allSatisfy { $0.status == 401 })
     }
 
+    /// A path the gateway serves, asked with a method it does not serve there, is 405 with
+    /// the methods it does serve in `Allow` (RFC 9110); a path it does not serve stays 404.
+    @Test func knownPathWithAnotherMethodIs405WithAllow() async throws {
+        try await withApp { client in
+            let rows: [(HTTPRequest.Method, String, String)] = [
+                (.init("TRACE")!, "/admin/traffic", "GET"), (.delete, "/v1/moderate", "POST"),
+                (.get, "/v2/models/identity_fp32/infer", "POST"), (.put, "/v2/repository/models/m1/load", "POST"),
+                (.post, "/healthz", "GET"), (.delete, "/console/app.js", "GET"),
+            ]
+            for (method, path, allow) in rows {
+                let response = try await client.execute(uri: path, method: method)
+                try expectProblem(response, .methodNotAllowed, slug: "method-not-allowed")
+                #expect(response.headers[.allow] == allow, "\(method) \(path)")
+            }
+            for path in ["/nothing-here", "/v2/models/m1/unknown", "/admin"] {
+                try expectProblem(try await client.execute(uri: path, method: .get), .notFound, slug: "not-found")
+            }
+        }
+    }
+
     @Test func clientTokenOnAdminRouteIs403() async throws {
         let token = try setup.token(roles: ["client"])
         try await withApp { client in
