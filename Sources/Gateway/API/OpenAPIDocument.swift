@@ -131,10 +131,12 @@ enum OpenAPIDocument {
                 ]
             }
             // Every passthrough can be refused the same ways; infer also for its body.
+            // Triton's own 4xx answers pass through (rewritten as problems): 404 for a model,
+            // version or region it does not know.
             var codes = operation.body == .infer
-                ? [400, 401, 403, 404, 413, 415, 429, 502, 503, 504] : [400, 401, 403, 429, 502, 503, 504]
+                ? [400, 401, 403, 404, 413, 415, 429, 502, 503, 504] : [400, 401, 403, 404, 429, 502, 503, 504]
             if item.path.hasSuffix("/load") || item.path.hasSuffix("/unload") {
-                codes.insert(409, at: 3)  // model-control-disabled: Triton runs without explicit model control
+                codes.insert(409, at: 4)  // model-control-disabled: Triton runs without explicit model control
             }
             out += ["      responses:", "        '200':", "          description: \(operation.body == .infer ? "InferResponse" : "Triton's answer")"]
             for code in codes {
@@ -437,8 +439,12 @@ components:
       name: X-Request-Id
       in: header
       required: false
-      description: Used as the request id when it matches the pattern; otherwise one is generated.
-      schema: {type: string, pattern: '^[A-Za-z0-9._-]{1,128}$'}
+      description: >-
+        An id of the caller. The gateway always makes its own request id (the X-Request-Id of
+        the answer and the problem's instance); a value matching ^[A-Za-z0-9._-]{1,128}$ is kept
+        beside it (client_request_id in the audit log, request.client_id in the logs), any other
+        is ignored. CR, LF or NUL in it is refused with 400.
+      schema: {type: string}
     Traceparent:
       name: traceparent
       in: header
@@ -447,7 +453,7 @@ components:
       schema: {type: string}
   responses:
     Problem:
-      description: A refusal (RFC 9457). 401 carries WWW-Authenticate; 429 and 503 carry Retry-After.
+      description: A refusal (RFC 9457). 401 carries WWW-Authenticate; 429 and 503 carry Retry-After; 405 carries Allow.
       content:
         application/problem+json:
           schema: {$ref: '#/components/schemas/Problem'}

@@ -33,13 +33,17 @@ public struct GatewayParts: Sendable {
 /// Builds the router with every route and the edge middleware.
 public func buildRouter(core: GatewayCore) -> Router<GatewayRequestContext> {
     let router = Router(context: GatewayRequestContext.self)
-    router.add(middleware: EdgeMiddleware(core: core))
+    // The middleware wraps only routes added after it, so it comes first and learns the
+    // routes (for 405's Allow) once they are all there.
+    let methods = RouteMethods()
+    router.add(middleware: EdgeMiddleware(core: core, methods: methods))
     OperationsHandlers(core: core).register(on: router)
     let moderation = ModerationHandler(core: core)
     router.post("v1/moderate") { request, context in try await moderation.handle(request, context: context) }
     KServeHandler(core: core).register(on: router)
     AdminHandler(core: core).register(on: router)
     ConsoleHandler(bundle: core.console).register(on: router)
+    methods.install(router.routes.map { (path: $0.path.description, method: $0.method.rawValue) })
     return router
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 
 /// The outermost middleware: gives every request its id and trace, applies the
 /// header checks, turns every error into problem+json, records the audit event
@@ -10,6 +11,8 @@ import Logging
 struct EdgeMiddleware: RouterMiddleware {
     typealias Context = GatewayRequestContext
     let core: GatewayCore
+    /// The router's paths and their methods: a 404 on a path served with other methods is 405.
+    let methods: RouteMethods
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let receivedAt = Date()
@@ -40,7 +43,11 @@ struct EdgeMiddleware: RouterMiddleware {
             problemSlug = problem.slug
             response = problem.response(instance: context.requestID)
         } catch let error as any HTTPResponseError {
-            let problem = Self.problem(from: error.status)
+            var problem = Self.problem(from: error.status)
+            if error.status == .notFound, context.endpointPath == nil || context.endpointPath == "NotFound", let allow = methods.allowed(path: request.uri.path) {
+                problem = GatewayProblem(.methodNotAllowed, "method-not-allowed", "This endpoint does not accept \(request.method.rawValue); it accepts \(allow).",
+                                         headers: [(.allow, allow)])
+            }
             problemSlug = problem.slug
             response = problem.response(instance: context.requestID)
         } catch is CancellationError {
@@ -167,5 +174,42 @@ struct EdgeMiddleware: RouterMiddleware {
         case 400..<500: return GatewayProblem(status, "bad-request", "The request was refused.")
         default: return GatewayProblem(.internalServerError, "internal-error", "The gateway failed to handle the request.")
         }
+    }
+}
+
+/// The router's path templates and the methods each is served with, for `Allow` on 405.
+/// Filled once, after every route is registered and before the first request; read only
+/// for requests no route took.
+final class RouteMethods: Sendable {
+    private let table = NIOLockedValueBox<[(segments: [Substring], methods: [String])]>([])
+
+    func install(_ routes: [(path: String, method: String)]) {
+        var byPath: [String: Set<String>] = [:]
+        for route in routes { byPath[route.path, default: []].insert(route.method) }
+        table.withLockedValue { table in
+            table = byPath.map { (segments: $0.key.split(separator: "/"), methods: $0.value.sorted()) }
+        }
+    }
+
+    /// `Allow` for `path` (`GET, POST`), or nil when no template matches it.
+    func allowed(path: String) -> String? {
+        let parts = path.split(separator: "/")
+        let methods = table.withLockedValue { table in
+            table.filter { Self.matches($0.segments, parts) }.flatMap(\.methods)
+        }
+        return methods.isEmpty ? nil : Set(methods).sorted().joined(separator: ", ")
+    }
+
+    /// `:name` and `*` match one segment, `**` one or more.
+    static func matches(_ template: [Substring], _ parts: [Substring]) -> Bool {
+        if let last = template.last, last == "**" {
+            guard parts.count >= template.count else { return false }
+        } else if template.count != parts.count {
+            return false
+        }
+        for (t, p) in zip(template, parts) where t != "**" && t != "*" && !t.hasPrefix(":") && !t.hasPrefix("{") && t != p {
+            return false
+        }
+        return true
     }
 }
