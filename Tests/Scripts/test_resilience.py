@@ -1,0 +1,36 @@
+"""scripts/resilience, short: a 60 s soak and one fault of each kind (8 s windows) under
+steady traffic against a real gateway and a Triton of its own. The full run (a 10-minute
+soak, 20 s windows) is `scripts/resilience`; its figures are in the README."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_soak_and_faults_lose_no_acknowledged_request(tmp_path):
+    report_file = tmp_path / "resilience.json"
+    result = subprocess.run([str(ROOT / "scripts" / "resilience"), "--soak-seconds", "60", "--fault-seconds", "8",
+                             "--json", str(report_file)], capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    report = json.loads(report_file.read_text())
+    print(output[-2500:])
+    soak = report["soak"]
+    assert soak["error_rate"] < 0.001, soak
+    assert soak["rss_growth"] < 0.10, f"the gateway's memory grows under steady traffic: {soak}"
+    assert soak["fds_end"] - soak["fds_after_warmup"] <= max(8, soak["fds_after_warmup"] // 10), f"descriptors leak: {soak}"
+    faults = {f["fault"]: f for f in report["faults"]}
+    expected = {"triton_kill", "triton_stop", "bad_traffic_file", "gateway_kill", "audit_disk_full"}
+    assert set(faults) == expected
+    if os.geteuid() == 0:
+        assert "skipped" not in faults["audit_disk_full"], faults["audit_disk_full"]
+    for name, fault in faults.items():
+        if "skipped" in fault:
+            continue
+        assert fault["recovered_after_seconds"] is not None, f"{name} never ran clean again: {fault}"
+    assert faults["bad_traffic_file"]["errors"] == 0, "a refused traffic file never reaches a request"
+    audit = report["audit"]
+    assert audit["verify_exit"] == 0 and audit["missing"] == 0 and audit["acknowledged"] > 0, audit
