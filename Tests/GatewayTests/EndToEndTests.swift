@@ -21,13 +21,7 @@ struct EndToEndTests {
     }
 
     func withGateway(route: String = "identity_bytes", overrides: [String: String] = [:], _ body: @Sendable (any TestClientProtocol, Int) async throws -> Void) async throws {
-        var overrides = overrides
-        if overrides["routes"] == nil {
-            overrides["routes"] = "routes:\n  default: moderation\n  models:\n    moderation:\n      model: \(route)\n"
-        }
-        let configuration = try setup.configuration(tritonURL: tritonURL, overrides: overrides)
-        let app = try buildApplication(configuration: configuration, logger: quietLogger())
-        try await app.test(.live) { client in try await body(client, client.port ?? 0) }
+        try await withLiveGateway(setup, tritonURL: tritonURL, model: route, overrides: overrides, body)
     }
 
     func expectProblem(_ response: TestResponse, _ status: HTTPResponse.Status, _ note: String = "") throws {

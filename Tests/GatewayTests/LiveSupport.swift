@@ -1,5 +1,7 @@
 import Crypto
 import Foundation
+import Gateway
+import HummingbirdTesting
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -134,6 +136,21 @@ func inferenceCount(_ tritonURL: String, model: String, reaching target: Int, wi
 }
 
 /// Hand-built JWTs for the JWT table.
+/// The real gateway, live over HTTP, in front of `tritonURL`: the default route serves
+/// `model` unless `overrides` sets `routes`. `body` gets the client and the port.
+func withLiveGateway(
+    _ setup: TestSetup, tritonURL: String, model: String, overrides: [String: String] = [:],
+    _ body: @Sendable (any TestClientProtocol, Int) async throws -> Void
+) async throws {
+    var overrides = overrides
+    if overrides["routes"] == nil {
+        overrides["routes"] = "routes:\n  default: moderation\n  models:\n    moderation:\n      model: \(model)\n"
+    }
+    let configuration = try setup.configuration(tritonURL: tritonURL, overrides: overrides)
+    let app = try buildApplication(configuration: configuration, logger: quietLogger())
+    try await app.test(.live) { client in try await body(client, client.port ?? 0) }
+}
+
 enum TokenForge {
     static func b64url(_ bytes: some Sequence<UInt8>) -> String {
         Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")

@@ -26,14 +26,13 @@ struct ModerationEndToEndTests {
 
     func withGateway(_ body: @Sendable (any TestClientProtocol, TestSetup) async throws -> Void) async throws {
         let setup = try TestSetup()
-        var overrides = [
+        let overrides = [
             "timeouts": "timeouts:\n  connect: 2\n  request: 30\n  upstream_deadline: 60\n",
             "limits": "limits:\n  max_body_bytes: 8388608\n  max_image_pixels: 40000000\n  max_concurrent_upstream: 16\n",
         ]
-        overrides["routes"] = "routes:\n  default: moderation\n  models:\n    moderation:\n      model: moderation\n"
-        let configuration = try setup.configuration(tritonURL: Environment.moderationURL ?? "", overrides: overrides)
-        let app = try buildApplication(configuration: configuration, logger: quietLogger())
-        try await app.test(.live) { client in try await body(client, setup) }
+        try await withLiveGateway(setup, tritonURL: Environment.moderationURL ?? "", model: "moderation", overrides: overrides) { client, _ in
+            try await body(client, setup)
+        }
     }
 
     @Test func moderatesEverySampleImageRawAndAsJSON() async throws {

@@ -30,13 +30,7 @@ struct SecurityRowsTests {
     /// checks are not moved by suites running at the same time.
     func withGateway(tritonURL: String? = nil, route: String = "guarded_rows", overrides: [String: String] = [:],
                      _ body: @Sendable (any TestClientProtocol, Int) async throws -> Void) async throws {
-        var overrides = overrides
-        if overrides["routes"] == nil {
-            overrides["routes"] = "routes:\n  default: moderation\n  models:\n    moderation:\n      model: \(route)\n"
-        }
-        let configuration = try setup.configuration(tritonURL: tritonURL ?? self.tritonURL, overrides: overrides)
-        let app = try buildApplication(configuration: configuration, logger: quietLogger())
-        try await app.test(.live) { client in try await body(client, client.port ?? 0) }
+        try await withLiveGateway(setup, tritonURL: tritonURL ?? self.tritonURL, model: route, overrides: overrides, body)
     }
 
     /// The status code of an HTTP/1.1 response's status line, or nil.
