@@ -281,9 +281,14 @@ def main() -> int:
         print(f"[resilience] error: no gateway build at {args.gateway}: run swift build", file=sys.stderr)
         return 1
 
+    # SIGTERM (a CI timeout, kill) still stops the Triton and the gateway and unmounts.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="resilience-"))
     work.mkdir(parents=True, exist_ok=True)
-    platform = Platform(work, args.gateway, audit_fs_bytes=4 << 20)
+    # Room for every record of the run (about 600 bytes each) four times over: the audit file
+    # system fills up only when the audit_disk_full fault fills it.
+    expected_records = args.rate * (args.soak_seconds + 6 * args.fault_seconds)
+    platform = Platform(work, args.gateway, audit_fs_bytes=max(8 << 20, int(expected_records * 600 * 4)))
     report: dict = {"rate": args.rate, "soak": {}, "faults": [], "audit": {}}
     try:
         platform.prepare()
