@@ -45,7 +45,6 @@ struct KServeHandler: Sendable {
     }
 
     static let loadTemplate = "/v2/repository/models/{model}/load"
-    static let unloadTemplate = "/v2/repository/models/{model}/unload"
 
     /// A model load whose `parameters` carry model files (`file:<path>` keys, base64
     /// contents Triton writes and runs) is refused unless `admin.allow_model_files`.
@@ -153,19 +152,15 @@ struct KServeHandler: Sendable {
             headers.append(("Content-Type", "application/json"))
         }
         let upstreamRequest = RawHTTPRequest(method: method.rawValue, path: path, headers: headers, body: body)
-        do {
-            return try await forward(upstreamRequest, context: context, decision: nil, kind: permission == .admin ? "admin" : "kserve")
-        } catch let problem as GatewayProblem where problem.slug == "upstream-error" && Self.isModelControlRefusal(template, lastUpstream: context) {
-            throw GatewayProblem(.conflict, "model-control-disabled",
-                                 "Triton does not load or unload models on request: it runs without explicit model control (--model-control-mode=explicit).")
-        }
+        return try await forward(upstreamRequest, context: context, decision: nil, kind: permission == .admin ? "admin" : "kserve")
     }
 
-    /// Whether Triton answered a load or unload with 503, which it does when its model
-    /// control mode is not `explicit` (a state of the server, not a failure: 409, not 502).
-    static func isModelControlRefusal(_ template: String, lastUpstream context: GatewayRequestContext) -> Bool {
-        guard template == loadTemplate || template == unloadTemplate else { return false }
-        return context.record.snapshot.upstreamStatus == 503
+    /// Whether Triton refused a load or unload because its model control mode is not
+    /// `explicit`: a 503 whose message says so (a state of the server, not a failure: 409,
+    /// not 502). A 503 for anything else, such as a server starting or draining, stays 502.
+    static func isModelControlRefusal(path: String, status: Int, body: [UInt8]) -> Bool {
+        guard status == 503, path.hasPrefix("/v2/repository/models/"), path.hasSuffix("/load") || path.hasSuffix("/unload") else { return false }
+        return (ModerationHandler.tritonErrorMessage(body) ?? "").contains("load / unload is not allowed")
     }
 
     /// Sends the request and copies back Triton's answer: status, body, and only
@@ -187,6 +182,10 @@ struct KServeHandler: Sendable {
         }
         if let decision {
             core.resolver.observe(decision, outcome: UpstreamOutcome(isServerError: upstream.status >= 500, latencySeconds: exchange.seconds))
+        }
+        if Self.isModelControlRefusal(path: upstreamRequest.path, status: upstream.status, body: upstream.body) {
+            throw GatewayProblem(.conflict, "model-control-disabled",
+                                 "Triton does not load or unload models on request: it runs without explicit model control (--model-control-mode=explicit).")
         }
         if upstream.status >= 500 {
             throw GatewayProblem(.badGateway, "upstream-error", "The inference server failed to handle the request.")
