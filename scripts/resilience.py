@@ -160,12 +160,14 @@ class Platform:
         (copy / "config.pbtxt").write_text(config_text.replace('name: "identity_fp32"', 'name: "identity_fp32_copy"'))
         (self.work / "auditfs").mkdir()
         # A small file system of its own for the audit folder, so it can be filled.
+        self.no_tmpfs_reason = "not root: mounting a tmpfs needs CAP_SYS_ADMIN"
         if os.geteuid() == 0:
             result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.audit_fs_bytes}", "tmpfs", str(self.work / "auditfs")],
                                     capture_output=True, text=True)
             self.tmpfs = result.returncode == 0
-            if not self.tmpfs:
-                log(f"no tmpfs for the audit folder ({result.stderr.strip()}): audit_disk_full is skipped")
+            self.no_tmpfs_reason = f"mount -t tmpfs failed: {result.stderr.strip()} (a container needs --cap-add SYS_ADMIN)"
+        if not self.tmpfs:
+            log(f"no tmpfs for the audit folder ({self.no_tmpfs_reason}): audit_disk_full is skipped")
         self.audit.mkdir()
         (self.work / "dev-secret").write_text(os.urandom(32).hex())
         (self.work / "audit-key").write_bytes(os.urandom(48))
@@ -235,9 +237,11 @@ logging: {{level: warning, format: json}}
         except (OSError, StopIteration):
             return None
 
-    def cleanup(self) -> None:
+    def cleanup(self, keep: bool = False) -> None:
         self.stop_gateway(kill=True)
         subprocess.run([str(ROOT / "scripts" / "triton"), "stop", "--name", "resilience"], capture_output=True)
+        if keep and self.tmpfs and self.audit.is_dir():
+            shutil.copytree(self.audit, self.work / "audit-kept", dirs_exist_ok=True)  # the tmpfs goes away
         if self.tmpfs:
             subprocess.run(["umount", "-l", str(self.work / "auditfs")], capture_output=True)
 
@@ -328,7 +332,15 @@ def main() -> int:
             start = time.monotonic()
             detail = inject() or note
             time.sleep(max(0.0, args.fault_seconds - settle - (time.monotonic() - start)))
-            # Recovery is measured up to the end of the window plus what it takes to be clean.
+            # The window goes on until the traffic has run clean for 2 s after the last error
+            # (a loaded machine restarts slower), at most 60 s more.
+            limit = time.monotonic() + 60
+            while time.monotonic() < limit:
+                recent = load.window(start, time.monotonic())
+                last_bad = max((o.at for o in recent if not o.ok), default=start)
+                if time.monotonic() - last_bad >= 2 and any(o.ok and o.at > last_bad for o in recent):
+                    break
+                time.sleep(0.2)
             end = time.monotonic()
             outcomes = load.window(start, end)
             entry = {"fault": name, "requests": len(outcomes), "errors": sum(not o.ok for o in outcomes),
@@ -346,10 +358,11 @@ def main() -> int:
             pid = platform.triton_pid()
             os.kill(pid, signal.SIGSTOP)
             try:
-                wait_all_threads_stopped(pid)
+                stopped = wait_all_threads_stopped(pid)
                 time.sleep(3)
             finally:
                 os.kill(pid, signal.SIGCONT)
+            return "every Triton thread stopped" if stopped else "Triton's threads did not all stop within 30 s"
 
         def bad_traffic_file():
             good = (work / "traffic.yaml").read_text()
@@ -387,7 +400,7 @@ def main() -> int:
         if platform.tmpfs:
             fault("audit_disk_full", audit_disk_full)
         else:
-            report["faults"].append({"fault": "audit_disk_full", "skipped": "no tmpfs could be mounted (needs root)"})
+            report["faults"].append({"fault": "audit_disk_full", "skipped": platform.no_tmpfs_reason})
 
         load.stop()
         platform.stop_gateway()
@@ -409,14 +422,17 @@ def main() -> int:
                            "acknowledged": len(acknowledged), "missing": len(missing), "missing_examples": missing[:5]}
         log(f"audit: {report['audit']}")
     finally:
-        platform.cleanup()
+        platform.cleanup(keep=bool(args.keep))
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2))
     print(table(report))
-    failed = report["soak"]["error_rate"] >= 0.001 or report["audit"]["verify_exit"] not in (0,) or report["audit"]["missing"]
+    never = [f["fault"] for f in report["faults"] if "skipped" not in f and f["recovered_after_seconds"] is None]
+    if never:
+        log(f"never ran clean again: {never}")
+    failed = report["soak"]["error_rate"] >= 0.001 or report["audit"]["verify_exit"] != 0 or report["audit"]["missing"] or never
     return 1 if failed else 0
 
 

@@ -6,17 +6,16 @@ method, an error in the gateway's log, or an audit chain that does not verify. T
 run is `scripts/fuzz-api` (50 examples) or more with --max-examples."""
 
 import re
-import subprocess
 from pathlib import Path
+
+from processes import run_terminating
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_served_api_holds_under_schemathesis():
-    result = subprocess.run([str(ROOT / "scripts" / "fuzz-api"), "--max-examples", "10"],
-                            capture_output=True, text=True, timeout=900)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
+    returncode, output = run_terminating([str(ROOT / "scripts" / "fuzz-api"), "--max-examples", "10"], timeout=900)
+    assert returncode == 0, output[-6000:]
     selected = re.search(r"Selected: (\d+)/(\d+)", output)
     tested = re.search(r"Tested: (\d+)", output)
     assert selected and tested, output[-3000:]

@@ -4,18 +4,18 @@ soak, 20 s windows) is `scripts/resilience`; its figures are in the README."""
 
 import json
 import os
-import subprocess
 from pathlib import Path
+
+from processes import run_terminating
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_soak_and_faults_lose_no_acknowledged_request(tmp_path):
     report_file = tmp_path / "resilience.json"
-    result = subprocess.run([str(ROOT / "scripts" / "resilience"), "--soak-seconds", "60", "--fault-seconds", "8",
-                             "--json", str(report_file)], capture_output=True, text=True, timeout=600)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
+    returncode, output = run_terminating([str(ROOT / "scripts" / "resilience"), "--soak-seconds", "60", "--fault-seconds", "8",
+                                          "--json", str(report_file)], timeout=900)
+    assert returncode == 0, output[-5000:]
     report = json.loads(report_file.read_text())
     print(output[-2500:])
     soak = report["soak"]
@@ -25,8 +25,11 @@ def test_soak_and_faults_lose_no_acknowledged_request(tmp_path):
     faults = {f["fault"]: f for f in report["faults"]}
     expected = {"triton_kill", "triton_stop", "bad_traffic_file", "gateway_kill", "audit_disk_full"}
     assert set(faults) == expected
-    if os.geteuid() == 0:
-        assert "skipped" not in faults["audit_disk_full"], faults["audit_disk_full"]
+    # Filling the audit file system needs a tmpfs mount (root with CAP_SYS_ADMIN; CI's job
+    # container is started with it). Elsewhere the fault is skipped only when asked to be.
+    if os.environ.get("RESILIENCE_ALLOW_NO_MOUNT") != "1":
+        assert "skipped" not in faults["audit_disk_full"], (
+            f"{faults['audit_disk_full']}: run as root with CAP_SYS_ADMIN, or set RESILIENCE_ALLOW_NO_MOUNT=1 to skip this fault")
     for name, fault in faults.items():
         if "skipped" in fault:
             continue
