@@ -73,7 +73,8 @@ def load_config(path: Path) -> dict:
 def places_from(config_path: Path, config: dict | None, args: argparse.Namespace) -> Places:
     """The paths the gateway would use (relative ones resolved against the config's
     folder, as the gateway does), each replaced by its command-line override."""
-    base = config_path.resolve().parent
+    # Lexically, as the gateway does: a ConfigMap's gateway.yaml is a link into ..data/.
+    base = Path(os.path.abspath(config_path)).parent
 
     def resolve(value) -> Path | None:
         if not isinstance(value, str) or not value:
@@ -225,17 +226,21 @@ def backup(args: argparse.Namespace) -> int:
             "files": {},
         }
         out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(out.name + ".partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # audit records are personal data
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
-            for name, content in members:
-                data = content if isinstance(content, bytes) else content.read_bytes()
-                manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-                add_member(archive, name, data)
-            add_member(archive, "MANIFEST.json", json.dumps(manifest, indent=2).encode())
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(partial, out)
+        # mkstemp: mode 0600 (audit records are personal data), a fresh name, removed on failure.
+        fd, partial = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+        try:
+            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
+                for name, content in members:
+                    data = content if isinstance(content, bytes) else content.read_bytes()
+                    manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+                    add_member(archive, name, data)
+                add_member(archive, "MANIFEST.json", json.dumps(manifest, indent=2).encode())
+                raw.flush()
+                os.fsync(raw.fileno())
+            os.replace(partial, out)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
 
     log(f"wrote {out}: {len(members)} files"
         + "".join(f"; chain {c['instance']} to seq {c['lastSeq']} ({c['status']})" for c in chains)
@@ -274,44 +279,85 @@ def read_archive(path: Path) -> tuple[dict, dict[str, bytes]]:
         except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
             raise Refused(f"{path} is damaged: {error}") from None
     try:
-        manifest = json.loads(contents.pop("MANIFEST.json"))
+        manifest = json.loads(contents.pop("MANIFEST.json").decode("utf-8"))
     except KeyError:
         raise Refused(f"{path} has no MANIFEST.json: not made by scripts/backup") from None
-    except json.JSONDecodeError as error:
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise Refused(f"{path}: MANIFEST.json is not JSON: {error}") from None
-    if manifest.get("format") != FORMAT:
-        raise Refused(f"{path}: format {manifest.get('format')!r}, this script reads {FORMAT}")
-    listed = manifest.get("files", {})
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise Refused(f"{path}: not a {FORMAT} manifest")
+    listed = manifest.get("files")
+    chains = manifest.get("chains", [])
+    if not isinstance(listed, dict) or not all(isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in listed.values()) \
+            or not isinstance(chains, list) or not all(isinstance(c, dict) and {"instance", "lastSeq", "lastHash"} <= set(c) for c in chains) \
+            or not isinstance(manifest.get("audit_directories", 0), int):
+        raise Refused(f"{path}: MANIFEST.json does not have the shape scripts/backup writes")
     if set(listed) != set(contents):
         extra, missing = sorted(set(contents) - set(listed)), sorted(set(listed) - set(contents))
         raise Refused(f"{path}: members and manifest differ (not listed: {extra}, missing: {missing})")
     for name, data in contents.items():
+        parts = name.split("/")
         allowed = name in ("config/gateway.yaml", "traffic/traffic.yaml", "canary/canary-state.json") or (
-            name.startswith("audit/") and len(name.split("/")) == 3 and name.split("/")[1].isdigit()
-            and name.split("/")[2] not in ("", ".", ".."))
+            len(parts) == 3 and parts[0] == "audit" and parts[1].isdigit()
+            and int(parts[1]) < manifest.get("audit_directories", 0) and parts[2] not in ("", ".", ".."))
         if not allowed:
             raise Refused(f"{path}: unexpected member {name!r}")
         if hashlib.sha256(data).hexdigest() != listed[name]["sha256"]:
-            raise Refused(f"{path}: {name} does not match its SHA-256 in the manifest (the archive was changed or damaged)")
+            raise Refused(f"{path}: {name} does not match its SHA-256 in the manifest (the archive is damaged or was changed)")
     return manifest, contents
 
 
+IGNORED = {"lost+found"}  # what a fresh ext4 volume holds
+
+
 def occupied(path: Path) -> bool:
-    """A file, or a folder with something in it (an empty folder is simply used)."""
+    """A file, or a folder with something in it (an empty folder, or a fresh volume with
+    only lost+found, is simply used)."""
     if path.is_dir() and not path.is_symlink():
-        return any(path.iterdir())
+        return any(entry.name not in IGNORED for entry in path.iterdir())
     return path.exists() or path.is_symlink()
 
 
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
+def unused_name(path: Path, stamp: str) -> Path:
+    """`<path>.before-restore-<stamp>`, numbered if that exists: a second restore in the
+    same second never replaces what the first moved aside."""
+    candidate = path.with_name(f"{path.name}.before-restore-{stamp}")
+    number = 1
+    while candidate.exists() or candidate.is_symlink():
+        number += 1
+        candidate = path.with_name(f"{path.name}.before-restore-{stamp}-{number}")
+    return candidate
+
+
+def write_atomic(path: Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
+    """Writes a temporary file beside `path` (mkstemp: a fresh, private name), fsyncs it,
+    gives it `mode` and `owner`, and renames it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.restore-{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".restore", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
+        if owner is not None:
+            os.chown(temporary, *owner)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def owner_for(target: Path) -> tuple[int, int] | None:
+    """Restored files belong to whoever owns the target (or its folder), not to the root
+    running the restore: the gateway runs as its own user (10001 in the images)."""
+    if os.geteuid() != 0:
+        return None
+    for candidate in (target, target.parent):
+        if candidate.exists():
+            info = candidate.stat()
+            return info.st_uid, info.st_gid
+    return None
 
 
 def restore(args: argparse.Namespace) -> int:
@@ -340,7 +386,7 @@ def restore(args: argparse.Namespace) -> int:
     if backed_up_dirs and binary is None:
         raise Refused("verifying the audit chains needs moderation-gateway: pass --gateway PATH or build it (swift build)")
 
-    targets: list[tuple[Path, str]] = []  # (target, archive prefix or name)
+    targets: list[tuple[Path, str]] = []  # (target, archive member, or prefix for a folder)
     if "traffic/traffic.yaml" in contents:
         if places.traffic is None:
             raise Refused("the archive holds a traffic file but the configuration names none (traffic.file); pass --traffic")
@@ -357,40 +403,61 @@ def restore(args: argparse.Namespace) -> int:
         raise Refused("these already exist (a live deployment?): " + ", ".join(busy)
                       + "; stop the gateway, then pass --force to move them aside and restore")
 
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    moved = []
-    for target, _ in targets:
-        if occupied(target):
-            aside = target.with_name(f"{target.name}.before-restore-{stamp}")
-            os.replace(target, aside)
-            moved.append(f"{target} -> {aside}")
-    if restore_config:
-        write_atomic(config_path, contents["config/gateway.yaml"], 0o640)
-    for target, name in targets:
-        if name.endswith("/"):
-            # Staged beside the target and renamed into place: a half-restored folder never exists.
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.restore-", dir=target.parent))
-            for member, data in sorted(contents.items()):
-                if member.startswith(name):
-                    write_atomic(staging / member[len(name):], data, 0o640)
-            if target.exists():
-                target.rmdir()  # empty: checked above
-            os.replace(staging, target)
-        else:
-            write_atomic(target, contents[name], 0o640)
+    # The chains are verified before anything is touched: staged in a scratch folder, checked
+    # against the backup's anchors and the operator's. A refusal here changes nothing.
+    anchors = [f"{c['instance']}:{c['lastSeq']}:{c['lastHash']}" for c in manifest.get("chains", [])] + args.anchor
+    with tempfile.TemporaryDirectory(prefix="gateway-restore-") as scratch:
+        staged = []
+        for index in range(backed_up_dirs):
+            folder = Path(scratch) / str(index)
+            folder.mkdir()
+            for member, data in contents.items():
+                if member.startswith(f"audit/{index}/"):
+                    (folder / member.split("/")[2]).write_bytes(data)
+            staged.append(folder)
+        report = {"chains": []}
+        if staged:
+            code, report = verify_chains(binary, key_file, anchors, staged)
+            if code not in (0, 2):
+                raise Refused(f"the archive's audit chains do not verify against {len(anchors)} anchor(s); nothing was "
+                              "changed:\n" + describe_problems(report))
 
-    chains_text = ""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    if restore_config:
+        write_atomic(config_path, contents["config/gateway.yaml"], 0o640, owner_for(config_path))
+    for target, name in targets:
+        owner = owner_for(target)
+        if not name.endswith("/"):
+            if occupied(target):
+                aside = unused_name(target, stamp)
+                os.replace(target, aside)
+                log(f"moved aside: {target} -> {aside}")
+            write_atomic(target, contents[name], 0o640, owner)
+            continue
+        if occupied(target):
+            if os.path.ismount(target):
+                # A volume's mount point cannot be renamed: its entries move into a folder
+                # inside it, which the gateway and `audit verify` do not read (they read the
+                # folder's own *.jsonl files).
+                aside = unused_name(target / "audit", stamp)
+                aside.mkdir()
+                for entry in target.iterdir():
+                    if entry.name not in IGNORED and entry != aside:
+                        os.replace(entry, aside / entry.name)
+            else:
+                aside = unused_name(target, stamp)
+                os.replace(target, aside)
+            log(f"moved aside: {target} -> {aside}")
+        target.mkdir(parents=True, exist_ok=True)
+        if owner is not None:
+            os.chown(target, *owner)
+        for member, data in sorted(contents.items()):
+            if member.startswith(name):
+                write_atomic(target / member[len(name):], data, 0o640, owner)
+
+    chains_text = "".join(f"; chain {c['instance']} verifies to seq {c['lastSeq']}" for c in report["chains"])
     if places.audit:
-        anchors = [f"{c['instance']}:{c['lastSeq']}:{c['lastHash']}" for c in manifest.get("chains", [])] + args.anchor
-        code, report = verify_chains(binary, key_file, anchors, places.audit)
-        if code not in (0, 2):
-            raise Refused("restored, but the audit chains do not verify against "
-                          f"{len(anchors)} anchor(s):\n" + describe_problems(report))
-        chains_text = "".join(f"; chain {c['instance']} verifies to seq {c['lastSeq']}" for c in report["chains"])
         chains_text += f" (anchors reached: {len(anchors)})"
-    for line in moved:
-        log(f"moved aside: {line}")
     log(f"restored {archive} (made {manifest.get('created')}): {len(contents)} files{chains_text} "
         f"in {time.monotonic() - started:.2f} s")
     return 0
@@ -452,6 +519,9 @@ def main() -> int:
         return backup(args) if command == "backup" else restore(args)
     except Refused as error:
         log(f"error: {error}")
+        return 1
+    except OSError as error:
+        log(f"error: {error.filename or ''}: {error.strerror or error}")
         return 1
 
 

@@ -154,10 +154,13 @@ class Replica:
         self.process = None
 
     def verify(self, *anchors: str) -> tuple[int, dict]:
+        return self.verify_folder(self.base / "audit", *anchors)
+
+    def verify_folder(self, folder: Path, *anchors: str) -> tuple[int, dict]:
         command = [self.binary, "audit", "verify", "--json", "--key-file", str(self.key)]
         for anchor in anchors:
             command += ["--anchor", anchor]
-        result = subprocess.run(command + [str(self.base / "audit")], capture_output=True, text=True)
+        result = subprocess.run(command + [str(folder)], capture_output=True, text=True)
         return result.returncode, json.loads(result.stdout)
 
 
@@ -264,6 +267,7 @@ def test_an_anchor_from_after_the_backup_is_reported_as_truncated(drill, tmp_pat
                     "--key-file", str(drill["replica"].key), "--anchor", drill["after_backup_anchor"])
     assert result.returncode == 1
     assert "truncated" in result.stderr, result.stderr
+    assert list(target.iterdir()) == [], "verified before anything is written"
 
 
 def test_restore_refuses_a_changed_archive_and_writes_nothing(drill, tmp_path):
@@ -297,6 +301,55 @@ def test_restore_over_live_files_needs_force_and_moves_them_aside(drill, tmp_pat
     assert any(".before-restore-" in p.name for p in replica.base.iterdir()), "the audit folder was moved aside"
 
 
+def test_two_forced_restores_keep_both_earlier_versions(drill, tmp_path):
+    """Restoring twice within a second moves each earlier file aside under its own name."""
+    replica = drill["replica"]
+    state = replica.base / "state" / "canary-state.json"
+    for _ in range(2):
+        result = script("restore", str(drill["archive"]), "--config", str(replica.config), "--key-file", str(replica.key),
+                        "--force")
+        assert result.returncode == 0, result.stderr
+    aside = [p for p in state.parent.iterdir() if ".before-restore-" in p.name]
+    assert len(aside) >= 3 and len({p.name for p in aside}) == len(aside), aside
+    assert all(p.read_bytes() == state.read_bytes() for p in aside)
+
+
+def test_a_fresh_volume_with_only_lost_and_found_is_restored_into(drill, tmp_path):
+    target = tmp_path / "fresh"
+    (target / "audit" / "lost+found").mkdir(parents=True)
+    result = script("restore", str(drill["archive"]), "--config", str(target / "gateway.yaml"),
+                    "--key-file", str(drill["replica"].key))
+    assert result.returncode == 0, result.stderr
+    assert (target / "audit" / "lost+found").is_dir()
+    assert any(p.suffix == ".jsonl" for p in (target / "audit").iterdir())
+
+
+def test_restore_into_a_volume_mount_point_keeps_the_mount(drill, tmp_path):
+    """In Kubernetes the audit folder is a volume's mount point, which cannot be renamed:
+    the files in the way move into a folder inside it, the restored chain goes beside."""
+    target = tmp_path / "pod"
+    audit = target / "audit"
+    audit.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(audit)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        if os.environ.get("RESILIENCE_ALLOW_NO_MOUNT") == "1":
+            pytest.skip(f"no tmpfs mount here: {mounted.stderr.strip()}")
+        pytest.fail(f"mount -t tmpfs failed ({mounted.stderr.strip()}): run as root with CAP_SYS_ADMIN, "
+                    "or set RESILIENCE_ALLOW_NO_MOUNT=1 to skip", pytrace=False)
+    try:
+        (audit / "audit-old-000001.jsonl").write_text("an older chain\n")
+        result = script("restore", str(drill["archive"]), "--config", str(target / "gateway.yaml"),
+                        "--key-file", str(drill["replica"].key), "--force")
+        assert result.returncode == 0, result.stderr
+        assert os.path.ismount(audit)
+        aside = [p for p in audit.iterdir() if p.is_dir() and ".before-restore-" in p.name]
+        assert len(aside) == 1 and (aside[0] / "audit-old-000001.jsonl").read_text() == "an older chain\n"
+        code, report = drill["replica"].verify_folder(audit)
+        assert code == 0, report
+    finally:
+        subprocess.run(["umount", "-l", str(audit)], capture_output=True)
+
+
 def test_backup_with_the_wrong_key_is_refused(drill, tmp_path):
     wrong = tmp_path / "wrong-key"
     wrong.write_bytes(os.urandom(48))
@@ -305,4 +358,4 @@ def test_backup_with_the_wrong_key_is_refused(drill, tmp_path):
     result = script("backup", "--config", str(drill["replica"].config), "--key-file", str(wrong), "--out", str(out))
     assert result.returncode == 1
     assert "do not verify" in result.stderr, result.stderr
-    assert not out.exists() and not out.with_name(out.name + ".partial").exists()
+    assert not out.exists() and not list(out.parent.glob("*.partial"))
