@@ -135,7 +135,6 @@ func inferenceCount(_ tritonURL: String, model: String, reaching target: Int, wi
     }
 }
 
-/// Hand-built JWTs for the JWT table.
 /// The real gateway, live over HTTP, in front of `tritonURL`: the default route serves
 /// `model` unless `overrides` sets `routes`. `body` gets the client and the port.
 func withLiveGateway(
@@ -151,6 +150,7 @@ func withLiveGateway(
     try await app.test(.live) { client in try await body(client, client.port ?? 0) }
 }
 
+/// Hand-built JWTs for the JWT table.
 enum TokenForge {
     static func b64url(_ bytes: some Sequence<UInt8>) -> String {
         Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
