@@ -441,7 +441,7 @@ def restore(args: argparse.Namespace) -> int:
                 # folder's own *.jsonl files).
                 aside = unused_name(target / "audit", stamp)
                 aside.mkdir()
-                for entry in target.iterdir():
+                for entry in list(target.iterdir()):
                     if entry.name not in IGNORED and entry != aside:
                         os.replace(entry, aside / entry.name)
             else:
