@@ -81,6 +81,15 @@ enum OpenAPIDocument {
     }
 
     /// A path parameter's pattern (the checks themselves are `NameRules`, applied by `KServeHandler.name`).
+    /// An example for a path parameter: the default route's model, Triton's first version.
+    private static func example(_ name: String) -> String {
+        switch name {
+        case "version": return "'1'"
+        case "model": return "moderation"
+        default: return "input_region"
+        }
+    }
+
     private static func pattern(_ name: String) -> String {
         switch name {
         case "version": return "'^[0-9]+$'"
@@ -96,8 +105,8 @@ enum OpenAPIDocument {
             out.append("    parameters:")
             for name in names {
                 out += [
-                    "      - name: \(name)", "        in: path", "        required: true", "        schema:",
-                    "          type: string", "          pattern: \(pattern(name))",
+                    "      - name: \(name)", "        in: path", "        required: true", "        example: \(example(name))",
+                    "        schema:", "          type: string", "          pattern: \(pattern(name))",
                 ]
             }
         }
@@ -624,6 +633,8 @@ components:
     InferRequest:
       type: object
       required: [inputs]
+      example:
+        inputs: [{name: INPUT0, shape: [1, 2], datatype: FP32, data: [1, 2]}]
       properties:
         id: {type: string}
         parameters: {type: object}
