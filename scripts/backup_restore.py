@@ -52,7 +52,6 @@ def log(text: str) -> None:
 
 @dataclass
 class Places:
-    config: Path
     traffic: Path | None
     canary_state: Path | None
     audit: list[Path]
@@ -84,10 +83,9 @@ def places_from(config_path: Path, config: dict | None, args: argparse.Namespace
     config = config or {}
     traffic = config.get("traffic") or {}
     audit = config.get("audit") or {}
-    audit_dirs = [Path(a) for a in args.audit] if args.audit else (
-        [resolve(audit.get("path"))] if audit.get("enabled") and resolve(audit.get("path")) else [])
+    configured = resolve(audit.get("path")) if audit.get("enabled") else None
+    audit_dirs = [Path(a) for a in args.audit] if args.audit else [configured] if configured else []
     return Places(
-        config=config_path,
         traffic=Path(args.traffic) if args.traffic else resolve(traffic.get("file")),
         canary_state=Path(args.canary_state) if args.canary_state else resolve(traffic.get("canary_state_file")),
         audit=audit_dirs,
@@ -127,8 +125,6 @@ def describe_problems(report: dict) -> str:
         if problem:
             lines.append(f"  {chain.get('instance')}: {problem.get('kind')} in {problem.get('file')} line "
                          f"{problem.get('line')}: {problem.get('message')}")
-    for problem in report.get("problems", []) or []:
-        lines.append(f"  {problem.get('kind')}: {problem.get('message')}")
     return "\n".join(lines) or json.dumps(report)[:1000]
 
 
