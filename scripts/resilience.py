@@ -22,6 +22,7 @@ the fault to the first success after which the traffic ran clean:
 from __future__ import annotations
 
 import argparse
+import errno
 import http.client
 import json
 import os
@@ -379,13 +380,18 @@ def main() -> int:
 
         def audit_disk_full():
             filler = work / "auditfs" / "filler"
-            with open(filler, "wb") as handle:
-                try:
-                    while True:
-                        handle.write(b"\0" * (1 << 16))
-                        handle.flush()
-                except OSError:
+            # Unbuffered: a buffered writer keeps the part of a write that did not fit and raises
+            # ENOSPC again when it is closed (seen in CI).
+            descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                block = b"\0" * (1 << 16)
+                while os.write(descriptor, block) > 0:
                     pass
+            except OSError as error:
+                if error.errno != errno.ENOSPC:
+                    raise
+            finally:
+                os.close(descriptor)
             time.sleep(3)
             readiness = "ready" if platform.ready() else "not ready"
             filler.unlink()
