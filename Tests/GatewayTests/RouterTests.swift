@@ -332,6 +332,31 @@ import TritonClient
         #expect(transport.requests.count == 2)
     }
 
+    /// Triton with `--strict-readiness` reports the server not ready while any model loads,
+    /// for example a new version an operator loads through the admin passthrough. Every
+    /// replica turning unready then would take the whole Service out of its balancer for
+    /// the length of each model load: the gateway is ready when Triton answers and the
+    /// models it routes to are ready.
+    @Test func readyzFollowsTheRoutedModelsNotTritonsStrictServerReadiness() async throws {
+        let modelReady = NIOLockedValueBox(true)
+        transport.setReply { request in
+            if request.path == "/v2/health/ready" { return RawHTTPResponse(status: 400, headers: [], body: []) }
+            if request.path.hasSuffix("/ready") {
+                return RawHTTPResponse(status: modelReady.withLockedValue { $0 } ? 200 : 400, headers: [], body: [])
+            }
+            return RawHTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array("{}".utf8))
+        }
+        try await withApp(overrides: ["readiness": "readiness:\n  cache_seconds: 0\n"]) { client in
+            let loading = try await client.execute(uri: "/readyz", method: .get)
+            #expect(loading.status == .ok, "a model loading elsewhere in Triton does not make this replica unready")
+            let body = try JSONSerialization.jsonObject(with: Data(buffer: loading.body)) as? [String: Any]
+            #expect(body?["triton"] as? String == "not_ready", "the body still says what Triton reports")
+            modelReady.withLockedValue { $0 = false }
+            let unready = try await client.execute(uri: "/readyz", method: .get)
+            #expect(unready.status == .serviceUnavailable, "a routed model that is not ready makes the replica unready")
+        }
+    }
+
     @Test func connectionFailuresGive502ThenCircuitOpen503() async throws {
         let token = try setup.token()
         transport.setReply { _ in throw TritonClientError(code: .connectionFailed, message: "refused") }
