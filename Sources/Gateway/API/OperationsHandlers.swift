@@ -18,7 +18,7 @@ struct OperationsHandlers: Sendable {
             let ready = report.ready && !breakerOpen
             let body: [String: Any] = [
                 "status": ready ? "ready" : "not_ready",
-                "triton": report.serverReady ? "ready" : "unavailable",
+                "triton": report.serverReady ? "ready" : report.reachable ? "not_ready" : "unavailable",
                 "models": report.models.mapValues { $0 ? "ready" : "unavailable" },
                 "circuit": breakerOpen ? "open" : "closed",
             ]

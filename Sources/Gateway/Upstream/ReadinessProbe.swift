@@ -4,13 +4,17 @@ import Logging
 import NIOConcurrencyHelpers
 import ServiceLifecycle
 
-/// Answers "is Triton reachable and are the configured models ready?", asking
+/// Answers "does Triton answer and are the configured models ready?", asking
 /// Triton at most once per `readiness.cache_seconds`. Runs as a background
 /// service that re-checks every few seconds, so the answer (and the circuit
 /// breaker) follow Triton going away and coming back.
 public final class ReadinessProbe: Service, Sendable {
     public struct Report: Sendable {
         public var ready: Bool
+        /// Triton answered its readiness endpoint (with any status).
+        public var reachable: Bool
+        /// Triton's own answer. With `--strict-readiness` it is false while any model of
+        /// the repository loads (an operator's new version), so it does not decide `ready`.
         public var serverReady: Bool
         public var models: [String: Bool]
         public var checkedAt: Date
@@ -65,9 +69,11 @@ public final class ReadinessProbe: Service, Sendable {
 
     private func performCheck() async -> Report {
         var serverReady = false
+        var reachable = false
         var modelStates: [String: Bool] = [:]
         do {
             let response = try await transport.execute(RawHTTPRequest(method: "GET", path: "/v2/health/ready", timeout: connectTimeout))
+            reachable = true
             serverReady = response.status == 200
             for model in models {
                 let r = try await transport.execute(RawHTTPRequest(method: "GET", path: "/v2/models/\(model)/ready", timeout: connectTimeout))
@@ -78,8 +84,10 @@ public final class ReadinessProbe: Service, Sendable {
         } catch {
             for model in models where modelStates[model] == nil { modelStates[model] = false }
         }
-        let report = Report(
-            ready: serverReady && modelStates.values.allSatisfy { $0 }, serverReady: serverReady, models: modelStates, checkedAt: Date())
+        // Ready: Triton answers and every model this replica routes to is ready. Without
+        // configured models, Triton's own readiness decides.
+        let ready = reachable && (models.isEmpty ? serverReady : modelStates.values.allSatisfy { $0 })
+        let report = Report(ready: ready, reachable: reachable, serverReady: serverReady, models: modelStates, checkedAt: Date())
         let previous = cached.withLockedValue { old -> Report? in
             defer { old = report }
             return old
