@@ -635,7 +635,7 @@ def main() -> int:
             # A p95 of a few samples is their maximum: one scheduling hiccup of a busy machine
             # would fail the window at the default 1.5; the bad version is ten times slower.
             canary = {"candidate": "next", "baseline": "current", "window_seconds": window, "min_requests": 10,
-                      "max_error_rate": 0.02, "max_p95_latency_ratio": 3, "failure_limit": 1 if bad else 2,
+                      "max_error_rate": 0.02, "max_p95_latency_ratio": 3, "failure_limit": 1 if bad else 3,
                       "promotion_steps": [5, 25, 50, 100]}
             revision = topology.write_traffic(with_route(traffic_route(MODEL, [
                 {"name": "current", "model": MODEL, "version": str(baseline_version), "weight": 0},
