@@ -1,4 +1,5 @@
 // swift-tools-version: 6.0
+import Foundation
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -93,3 +94,21 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// `scripts/fuzz` builds the libFuzzer targets with GATEWAY_FUZZ=1, in a build folder of its
+// own (.build-fuzz): our two modules get coverage instrumentation and AddressSanitizer, and
+// libFuzzer supplies `main`, so the fuzzing executable exists only in that build.
+if ProcessInfo.processInfo.environment["GATEWAY_FUZZ"] == "1" {
+    let fuzzing: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"])]
+    for target in package.targets where target.name == "TritonClient" || target.name == "Gateway" {
+        target.swiftSettings = (target.swiftSettings ?? []) + fuzzing
+    }
+    package.targets.append(.executableTarget(
+        name: "GatewayFuzz",
+        dependencies: ["Gateway"],
+        path: "Tests/Fuzz/GatewayFuzz",
+        swiftSettings: swiftSettings + fuzzing,
+        linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]
+    ))
+    package.products.append(.executable(name: "gateway-fuzz", targets: ["GatewayFuzz"]))
+}
