@@ -97,7 +97,8 @@ let package = Package(
 
 // `scripts/fuzz` builds the libFuzzer targets with GATEWAY_FUZZ=1, in a build folder of its
 // own (.build-fuzz): our two modules get coverage instrumentation and AddressSanitizer, and
-// libFuzzer supplies `main`, so the fuzzing executable exists only in that build.
+// the executable (Tests/Fuzz/GatewayFuzz) hands its command line to libFuzzer's driver,
+// which only that build links.
 if ProcessInfo.processInfo.environment["GATEWAY_FUZZ"] == "1" {
     let fuzzing: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"])]
     for target in package.targets where target.name == "TritonClient" || target.name == "Gateway" {

@@ -96,12 +96,12 @@ def wait_until(predicate, seconds: float, what: str, interval: float = 0.25):
 
 
 def request(port: int, method: str, path: str, body: bytes | None = None, token: str | None = None,
-            timeout: float = 30) -> tuple[int | None, dict, bytes]:
+            timeout: float = 30, content_type: str = "application/json") -> tuple[int | None, dict, bytes]:
     headers = {}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     if body is not None:
-        headers["Content-Type"] = "application/json"
+        headers["Content-Type"] = content_type
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         connection.request(method, path, body=body, headers=headers)
@@ -299,9 +299,14 @@ class Topology:
             config["console"] = {"enabled": False}
             (self.config_dir / f"gateway-{index}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         # The volumes belong to the image's user (scripts/restore gives what it restores the
-        # owner of the folder it lands in); secrets are owner-only.
-        for path in (self.traffic_dir, self.canary_dir, *self.audits, self.keys, *self.keys.iterdir()):
-            os.chown(path, 10001, 10001)
+        # owner of the folder it lands in); secrets are owner-only. Without the right to
+        # chown, the containers run as the caller instead.
+        self.user: list[str] = []
+        try:
+            for path in (self.traffic_dir, self.canary_dir, *self.audits, self.keys, *self.keys.iterdir()):
+                os.chown(path, 10001, 10001)
+        except PermissionError:
+            self.user = ["--user", f"{os.getuid()}:{os.getgid()}"]
         for path in self.keys.iterdir():
             path.chmod(0o600)
         self.config_path = lambda i: f"/etc/moderation-gateway/config/gateway-{i}.yaml"
@@ -340,7 +345,7 @@ class Topology:
         # HOSTNAME is the replica's name (instance_id: audit file names, canary decisions),
         # the pod name of the StatefulSet in Kubernetes.
         run = [DOCKER, "run", "--detach", "--name", self.gateway_container(index), "--network", "host", "--read-only",
-               "--tmpfs", "/tmp", "--env", f"HOSTNAME=moderation-platform-gateway-{index}",
+               "--tmpfs", "/tmp", "--env", f"HOSTNAME=moderation-platform-gateway-{index}", *self.user,
                "--volume", f"{self.config_dir}:/etc/moderation-gateway/config:ro",
                "--volume", f"{self.keys}:/etc/moderation-gateway/keys:ro",
                "--volume", f"{self.traffic_dir}:/etc/moderation-gateway/traffic:ro",
@@ -359,18 +364,14 @@ class Topology:
         return result.stdout + result.stderr
 
     def stop_gateway(self, index: int, kill: bool = False) -> None:
-        if kill:
-            subprocess.run([DOCKER, "kill", self.gateway_container(index)], capture_output=True)
+        name = self.gateway_container(index)
+        subprocess.run([DOCKER, "kill", name] if kill else [DOCKER, "stop", "-t", "20", name], capture_output=True)
         with open(self.work / f"gateway-{index}.log", "ab") as saved:
-            subprocess.run([DOCKER, "logs", self.gateway_container(index)], stdout=saved, stderr=subprocess.STDOUT)
-        if kill:
-            subprocess.run([DOCKER, "kill", self.gateway_container(index)], capture_output=True)
-        else:
-            subprocess.run([DOCKER, "stop", "-t", "20", self.gateway_container(index)], capture_output=True)
-        subprocess.run([DOCKER, "rm", "-f", self.gateway_container(index)], capture_output=True)
+            subprocess.run([DOCKER, "logs", name], stdout=saved, stderr=subprocess.STDOUT)
+        subprocess.run([DOCKER, "rm", "-f", name], capture_output=True)
 
     def gateway_cli(self, *args: str, mounts: list[str] | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([DOCKER, "run", "--rm", "--network", "none", "--read-only", "--user", "10001:10001",
+        return subprocess.run([DOCKER, "run", "--rm", "--network", "none", "--read-only", *(self.user or ["--user", "10001:10001"]),
                                "--volume", f"{self.config_dir}:/etc/moderation-gateway/config:ro",
                                "--volume", f"{self.keys}:/etc/moderation-gateway/keys:ro",
                                "--volume", f"{self.traffic_dir}:/etc/moderation-gateway/traffic:ro",
@@ -404,6 +405,7 @@ backend gateways
 """)
         self.spawn("haproxy", ["haproxy", "-db", "-f", str(self.work / "haproxy.cfg")])
         wait_until(lambda: request(LB_PORT, "GET", "/healthz")[0] == 200, 30, "HAProxy did not answer")
+        self.alive("haproxy")
 
     def start_prometheus(self, metrics_token: str, divisor: float) -> None:
         rules = yaml.safe_load((ROOT / "k8s/base/prometheusrule.yaml").read_text())["spec"]["groups"]
@@ -433,6 +435,7 @@ backend gateways
                                   f"--storage.tsdb.path={self.work / 'prometheus-data'}",
                                   f"--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}", "--storage.tsdb.retention.time=1d"])
         wait_until(lambda: request(PROMETHEUS_PORT, "GET", "/-/ready")[0] == 200, 60, "Prometheus was not ready")
+        self.alive("prometheus")
 
     def spawn(self, name: str, command: list[str]) -> None:
         output = open(self.work / f"{name}.log", "ab")
@@ -444,17 +447,36 @@ backend gateways
         check(status == 200, f"Prometheus /api/v1/{path} answered {status}: {body[:300]!r}")
         return json.loads(body)["data"]
 
+    def alive(self, name: str) -> None:
+        """A stale HAProxy or Prometheus of an earlier, killed run would answer for one that
+        failed to bind: the one started here must still run."""
+        process = self.processes[name]
+        check(process.poll() is None, f"{name} exited ({process.returncode}): {(self.work / f'{name}.log').read_text()[-1500:]}")
+
     def cleanup(self) -> None:
-        for index in range(2):
-            self.stop_gateway(index, kill=True)
-        self.stop_triton()
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
+        """Every step on its own, signals held off: one failing step or a second Ctrl-C must
+        not leave the others' containers and processes running."""
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        steps = [lambda i=i: self.stop_gateway(i, kill=True) for i in range(2)] + [self.stop_triton]
+        steps += [lambda p=p: stop_process(p) for p in self.processes.values()]
+        try:
+            for step in steps:
                 try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+                    step()
+                except Exception as error:  # noqa: BLE001 - report and go on with the rest
+                    log(f"cleanup step failed: {error}")
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def duration_seconds(text: str) -> float:
@@ -508,7 +530,8 @@ def main() -> int:
                         help="start the topology, print its addresses and tokens, and keep it up until Ctrl-C (no checks)")
     parser.add_argument("--rate", type=float, default=80, help="client requests per second through the balancer (default 80)")
     parser.add_argument("--subjects", type=int, default=400, help="distinct token subjects of the client load (default 400)")
-    parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--json", default=str(ROOT / "bench-results" / "topology.json"),
+                        help="write the figures here (default bench-results/topology.json)")
     parser.add_argument("--keep", help="keep the work folder (configs, logs, audit chains) here")
     parser.add_argument("--gateway-image", default=os.environ.get("GATEWAY_IMAGE"))
     parser.add_argument("--triton-image", default=os.environ.get("TRITON_IMAGE"))
@@ -528,6 +551,9 @@ def main() -> int:
     parent = ROOT / ".build-images"
     parent.mkdir(exist_ok=True)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="topology-", dir=parent))
+    if args.keep and work.exists() and any(work.iterdir()):
+        log(f"error: --keep {work} is not empty")
+        return 1
     work.mkdir(parents=True, exist_ok=True)
     topology = Topology(work, args.gateway_image, args.triton_image)
     report: dict = {"short": args.short, "rate": args.rate}
@@ -709,7 +735,7 @@ def main() -> int:
         # --- the Triton-not-ready alert, with what the dashboard's other panels show ------
         image = (ROOT / "Tests/Fixtures/images/gateway-sample.jpg").read_bytes()
         for _ in range(3):  # decisions per second
-            status, _, body = moderate(image, clients[0])
+            status, _, body = request(LB_PORT, "POST", "/v1/moderate", image, clients[0], timeout=120, content_type="image/jpeg")
             check(status == 200, f"/v1/moderate through the balancer: {status} {body[:300]!r}")
         for _ in range(3):  # authentication failures
             request(LB_PORT, "POST", ROUTE_TEMPLATE, INFER, clients[0][:-4] + "AAAA")
@@ -745,6 +771,11 @@ def main() -> int:
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        if "failure" in report:
+            # CI keeps .build-images/*.log: the gateways', HAProxy's and Prometheus's logs.
+            for source in work.glob("*.log"):
+                shutil.copy2(source, parent / f"{work.name}-{source.name}")
+            log(f"logs kept as {parent}/{work.name}-*.log")
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     log(f"{'failed' if 'failure' in report else 'passed'} in {report['seconds']} s")
@@ -823,18 +854,6 @@ def backup_destroy_restore(topology: Topology, admin: str) -> dict:
     check(all(s.get("phase") == "rolled_back" for s in states), f"the rolled-back canary did not survive the restore: {states}")
     return {"backup_seconds": backup_seconds, "restore_seconds": restore_seconds, "chains_verify": True,
             "canary_decision_survived": True}
-
-
-def moderate(image: bytes, token: str) -> tuple[int | None, dict, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", LB_PORT, timeout=120)
-    try:
-        connection.request("POST", "/v1/moderate", body=image, headers={"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"})
-        response = connection.getresponse()
-        return response.status, {}, response.read()
-    except (OSError, http.client.HTTPException):
-        return None, {}, b""
-    finally:
-        connection.close()
 
 
 def triton_alert(topology: Topology, outage_traffic) -> dict:

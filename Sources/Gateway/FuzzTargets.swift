@@ -1,10 +1,12 @@
+#if DEBUG
 import Crypto
 import Foundation
 
-/// What the libFuzzer targets call (Sources/GatewayFuzz, built by `scripts/fuzz`), and what
+/// What the libFuzzer targets call (Tests/Fuzz/GatewayFuzz, built by `scripts/fuzz`), and what
 /// the regression test replays every corpus and crash file through
 /// (Tests/GatewayTests/FuzzCorpusTests.swift). Each takes arbitrary bytes and must return,
 /// whatever they are: a crash, a trap or a sanitizer report is a bug in the parser.
+/// Debug builds only: release builds (the image) do not carry it or its test key.
 public enum FuzzTargets {
     public static let names = ["token", "kserve", "image", "traffic"]
 
@@ -73,10 +75,13 @@ public enum FuzzTargets {
 
     static let secret = Array("fuzzing-secret-of-32-bytes-or-more!!".utf8)
 
-    /// An authenticator with one HS256 key, its secret in a private temporary folder.
+    /// An authenticator with one HS256 key. Its secret is written to a fresh private folder
+    /// (mkdtemp, 0700) for the key loader, which reads it once, and the folder is removed.
     static let authenticator: JWTAuthenticator = {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-fuzz-\(getpid())")
-        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var template = Array((FileManager.default.temporaryDirectory.path + "/gateway-fuzz-XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { fatalError("mkdtemp failed: errno \(errno)") }
+        let folder = URL(fileURLWithPath: String(cString: made))
+        defer { try? FileManager.default.removeItem(at: folder) }
         let file = folder.appendingPathComponent("secret")
         _ = FileManager.default.createFile(atPath: file.path, contents: Data(secret), attributes: [.posixPermissions: 0o600])
         let configuration = AuthConfiguration(
@@ -90,3 +95,4 @@ public enum FuzzTargets {
         }
     }()
 }
+#endif

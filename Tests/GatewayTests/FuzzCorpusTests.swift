@@ -1,3 +1,4 @@
+#if DEBUG
 import Foundation
 import Gateway
 import Testing
@@ -37,3 +38,4 @@ import Testing
         }
     }
 }
+#endif
