@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// Lowercase hex encoding of digests and keys (revisions, audit hashes, HMACs).
 enum HexEncoding {
@@ -87,9 +86,9 @@ enum UTCTimestamp {
 /// Foundation's `UUID()` opens `/dev/urandom` on every call on Linux, and the
 /// standard library's generator makes one `getrandom` call per 8 bytes.
 enum RandomIDs {
-    private static let pool = Mutex(Pool())
+    private static let pool = TrafficLocked(Pool())
 
-    private struct Pool: ~Copyable {
+    private struct Pool {
         var bytes = [UInt8](repeating: 0, count: 4096)
         var used = 4096
         let descriptor = open("/dev/urandom", O_RDONLY | O_CLOEXEC)

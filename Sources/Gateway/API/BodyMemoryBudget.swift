@@ -1,4 +1,3 @@
-import Synchronization
 
 /// A byte budget shared by every request that reads a body: a request reserves the most
 /// memory its body and what is parsed from it can take before it reads anything, and
@@ -12,11 +11,11 @@ final class BodyMemoryBudget: Sendable {
     }
 
     let capacity: Int
-    private let state: Mutex<State>
+    private let state: TrafficLocked<State>
 
     init(capacity: Int) {
         self.capacity = max(capacity, 1)
-        self.state = Mutex(State(available: max(capacity, 1)))
+        self.state = TrafficLocked(State(available: max(capacity, 1)))
     }
 
     /// Runs `body` holding `bytes` of the budget (at most all of it: a request larger than

@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import Synchronization
 
 /// Verifies `Authorization: Bearer <JWT>` headers and turns them into a `Principal`.
 ///
@@ -21,7 +20,7 @@ import Synchronization
 public final class JWTAuthenticator: Sendable {
     public let configuration: AuthConfiguration
     private let baseDirectory: URL
-    private let state: Mutex<State>
+    private let state: TrafficLocked<State>
     private let issuers: Set<String>
     private let audiences: Set<String>
 
@@ -75,7 +74,7 @@ public final class JWTAuthenticator: Sendable {
         try configuration.validate()
         self.configuration = configuration
         self.baseDirectory = baseDirectory
-        self.state = Mutex(State(keyRing: try KeyRing.load(configuration, baseDirectory: baseDirectory)))
+        self.state = TrafficLocked(State(keyRing: try KeyRing.load(configuration, baseDirectory: baseDirectory)))
         self.issuers = Set(configuration.issuers)
         self.audiences = Set(configuration.audiences)
     }

@@ -1,4 +1,3 @@
-import Synchronization
 
 /// The answer of `RateLimiter.acquire`.
 public enum RateDecision: Sendable, Equatable {
@@ -26,7 +25,7 @@ public final class RateLimiter: Sendable {
     public let ratePerSecond: Double
     public let burst: Int
     public let maxSubjects: Int
-    private let buckets = Mutex<[String: Bucket]>([:])
+    private let buckets = TrafficLocked<[String: Bucket]>([:])
 
     /// Values out of range are clamped (rate to at least 0.001/s, burst and maxSubjects to at least 1);
     /// the configuration loader is expected to refuse them first.
