@@ -30,7 +30,7 @@ What it shows, in this order (each step prints its figures; --json writes them):
 --short (what scripts/test runs) uses short canary windows and fault windows;
 the default is the full drill with the README's figures.
 Ports: TEST_PORT_BASE (default 18000) +410 Triton (+411, +412), +420 and +421 the
-gateways, +430 HAProxy, +440 Prometheus.
+gateways, +430 HAProxy (+431 its stats), +440 Prometheus.
 """
 from __future__ import annotations
 
@@ -397,6 +397,10 @@ defaults
 frontend moderation
   bind 127.0.0.1:{LB_PORT}
   default_backend gateways
+frontend stats
+  bind 127.0.0.1:{LB_PORT + 1}
+  stats enable
+  stats uri /stats
 backend gateways
   balance roundrobin
   option httpchk GET /readyz
@@ -406,6 +410,23 @@ backend gateways
         self.spawn("haproxy", ["haproxy", "-db", "-f", str(self.work / "haproxy.cfg")])
         wait_until(lambda: request(LB_PORT, "GET", "/healthz")[0] == 200, 30, "HAProxy did not answer")
         self.alive("haproxy")
+        self.wait_balanced()
+
+    def balancer_states(self) -> dict[str, str]:
+        """Each gateway's state in HAProxy (its stats CSV): UP once two health checks passed."""
+        status, _, body = request(LB_PORT + 1, "GET", "/stats;csv")
+        if status != 200:
+            return {}
+        lines = body.decode().splitlines()
+        columns = lines[0].lstrip("# ").split(",")
+        rows = [dict(zip(columns, line.split(","))) for line in lines[1:] if line]
+        return {row["svname"]: row["status"] for row in rows if row.get("pxname") == "gateways" and row["svname"].startswith("gateway-")}
+
+    def wait_balanced(self) -> None:
+        """A replica that answers /readyz is not yet in the balancer: wait until HAProxy
+        sends to both, as a client would only after the Service has the pod again."""
+        wait_until(lambda: list(self.balancer_states().values()) == ["UP", "UP"], 30,
+                   f"HAProxy did not mark both gateways up: {self.balancer_states()}")
 
     def start_prometheus(self, metrics_token: str, divisor: float) -> None:
         rules = yaml.safe_load((ROOT / "k8s/base/prometheusrule.yaml").read_text())["spec"]["groups"]
@@ -719,7 +740,7 @@ def main() -> int:
                               "moved_on_after_seconds": round(last_error - t_kill, 2) if errors else 0.0}
         log(f"failover: {report['failover']}")
         topology.start_gateway(1)
-        time.sleep(3)
+        topology.wait_balanced()
         load.stop()
 
         # --- audit chains -----------------------------------------------------------------
@@ -850,6 +871,7 @@ def backup_destroy_restore(topology: Topology, admin: str) -> dict:
         check(verify.returncode == 0, f"the restored chain of replica {index} does not verify: {verify.stdout[-1500:]}{verify.stderr[-1500:]}")
     for index in range(2):
         topology.start_gateway(index)
+    topology.wait_balanced()
     states = [route_canary(port, admin, MODEL) or {} for port in GATEWAY_PORTS]
     check(all(s.get("phase") == "rolled_back" for s in states), f"the rolled-back canary did not survive the restore: {states}")
     return {"backup_seconds": backup_seconds, "restore_seconds": restore_seconds, "chains_verify": True,
