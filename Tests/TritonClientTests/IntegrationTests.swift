@@ -363,7 +363,7 @@ struct TritonInferTests {
         } throws: { ($0 as? TritonClientError)?.httpStatus == 400 }
     }
 
-    @Test func timeoutOnTheSlowModel() async throws {
+    @Test(.disabled(if: sanitizerRun, sanitizerReason)) func timeoutOnTheSlowModel() async throws {
         let client = try fixtureClient()
         var options = InferOptions()
         options.parameters = ["delay_ms": 10_000]

@@ -172,7 +172,7 @@ import Testing
         #expect(!client.loop.isCurrentThread)
     }
 
-    @Test func anIdleClientThreadPicksUpCallsPromptly() async throws {
+    @Test(.disabled(if: sanitizerRun, sanitizerReason)) func anIdleClientThreadPicksUpCallsPromptly() async throws {
         // The curl thread sleeps in curl_multi_poll between calls and is woken only then:
         // a lost wakeup would leave each call waiting for the poll's 1 s timeout.
         let server = try CannedHTTPServer { _ in CannedHTTPServer.response(body: []) }
