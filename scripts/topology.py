@@ -760,7 +760,9 @@ def main() -> int:
             check(status == 200, f"/v1/moderate through the balancer: {status} {body[:300]!r}")
         for _ in range(3):  # authentication failures
             request(LB_PORT, "POST", ROUTE_TEMPLATE, INFER, clients[0][:-4] + "AAAA")
-        report["alert"] = triton_alert(topology, outage_traffic=lambda: request(LB_PORT, "POST", ROUTE_TEMPLATE, INFER, clients[1]))
+        # Straight to a replica: through the balancer the outage requests may all meet HAProxy's
+        # own 503 (both replicas already marked down), and the upstream-error panels stay empty.
+        report["alert"] = triton_alert(topology, outage_traffic=lambda: request(GATEWAY_PORTS[0], "POST", ROUTE_TEMPLATE, INFER, clients[1]))
         log(f"alert: {report['alert']}")
 
         # --- the dashboard's queries ------------------------------------------------------
