@@ -26,16 +26,16 @@ import errno
 import http.client
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from steady_load import SteadyLoad, audit_request_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = int(os.environ.get("TEST_PORT_BASE", "18000"))
@@ -62,69 +62,31 @@ class Outcome:
     request_id: str | None
 
 
-@dataclass
-class Load:
-    """Mixed traffic at a fixed rate from a few threads, each on its own keep-alive connection."""
-    token: str
-    rate: float
-    threads: int = 4
-    outcomes: list[Outcome] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    stopping: threading.Event = field(default_factory=threading.Event)
+class Load(SteadyLoad):
+    """Mixed traffic at a fixed rate from a few threads, each on its own keep-alive connection:
+    KServe infers, model-ready calls and forged tokens (which must get 401)."""
 
-    def start(self) -> None:
-        self.workers = [threading.Thread(target=self.run, args=(i,), daemon=True) for i in range(self.threads)]
-        for worker in self.workers:
-            worker.start()
+    def __init__(self, token: str, rate: float):
+        super().__init__(GATEWAY_PORT, rate)
+        self.token = token
 
-    def stop(self) -> None:
-        self.stopping.set()
-        for worker in self.workers:
-            worker.join(timeout=30)
+    def next_request(self, chooser):
+        roll = chooser.random()
+        kind = "infer" if roll < 0.7 else "ready" if roll < 0.9 else "forged"
+        if kind == "infer":
+            method, path, body, token = "POST", "/v2/models/moderation/infer", INFER, self.token
+        elif kind == "ready":
+            method, path, body, token = "GET", "/v2/models/identity_fp32/ready", None, self.token
+        else:
+            method, path, body, token = "GET", "/v2/models/identity_fp32/ready", None, self.token[:-4] + "AAAA"
+        headers = {"Authorization": f"Bearer {token}"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        return method, path, body, headers, kind
 
-    def run(self, index: int) -> None:
-        interval = self.threads / self.rate
-        chooser = random.Random(index)
-        connection = None
-        next_at = time.monotonic() + interval * index / self.threads
-        while not self.stopping.is_set():
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            next_at += interval
-            roll = chooser.random()
-            kind = "infer" if roll < 0.7 else "ready" if roll < 0.9 else "forged"
-            if kind == "infer":
-                method, path, body, token = "POST", "/v2/models/moderation/infer", INFER, self.token
-            elif kind == "ready":
-                method, path, body, token = "GET", "/v2/models/identity_fp32/ready", None, self.token
-            else:
-                method, path, body, token = "GET", "/v2/models/identity_fp32/ready", None, self.token[:-4] + "AAAA"
-            status, request_id = None, None
-            try:
-                if connection is None:
-                    connection = http.client.HTTPConnection("127.0.0.1", GATEWAY_PORT, timeout=30)
-                headers = {"Authorization": f"Bearer {token}"}
-                if body is not None:
-                    headers["Content-Type"] = "application/json"
-                connection.request(method, path, body=body, headers=headers)
-                response = connection.getresponse()
-                response.read()
-                status, request_id = response.status, response.getheader("X-Request-Id")
-                if response.getheader("Connection", "").lower() == "close":
-                    connection.close()
-                    connection = None
-            except (OSError, http.client.HTTPException):
-                if connection is not None:
-                    connection.close()
-                connection = None
-            ok = status == (401 if kind == "forged" else 200)
-            with self.lock:
-                self.outcomes.append(Outcome(time.monotonic(), kind, ok, status, request_id if status and 200 <= status < 300 else None))
-
-    def window(self, start: float, end: float) -> list[Outcome]:
-        with self.lock:
-            return [o for o in self.outcomes if start <= o.at < end]
+    def outcome(self, at, kind, status, headers, body):
+        ok = status == (401 if kind == "forged" else 200)
+        return Outcome(at, kind, ok, status, headers.get("x-request-id") if status and 200 <= status < 300 else None)
 
 
 class Platform:
@@ -415,13 +377,7 @@ def main() -> int:
         verify = subprocess.run([args.gateway, "audit", "verify", "--json", "--key-file", str(work / "audit-key"), str(platform.audit)],
                                 capture_output=True, text=True)
         chains = json.loads(verify.stdout)["chains"]
-        recorded = set()
-        for path in platform.audit.glob("*.jsonl"):
-            for line in path.read_text().splitlines():
-                try:
-                    recorded.add(json.loads(line)["request_id"])
-                except (ValueError, KeyError):
-                    pass
+        recorded = audit_request_ids(platform.audit)
         acknowledged = {o.request_id for o in load.outcomes if o.request_id}
         missing = sorted(acknowledged - recorded)
         report["audit"] = {"verify_exit": verify.returncode, "chains": [{k: c[k] for k in ("instance", "records", "status")} for c in chains],

@@ -41,24 +41,23 @@ import hmac
 import http.client
 import json
 import os
-import random
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools" / "deploy"))
-from dashboard_rules import GRAFANA_VARIABLES, expressions  # noqa: E402
+from dashboard_rules import expressions, with_values  # noqa: E402
+from steady_load import SteadyLoad, audit_request_ids  # noqa: E402
 
 BASE = int(os.environ.get("TEST_PORT_BASE", "18000"))
 TRITON_PORT = BASE + 410
@@ -196,64 +195,23 @@ class Outcome:
     problem: str | None = None
 
 
-@dataclass
-class Load:
+class Load(SteadyLoad):
     """KServe inferences of text_classifier through the balancer at a fixed rate, each
-    from a subject of the pool, on one keep-alive connection per thread."""
-    tokens: list[str]
-    rate: float
-    threads: int = 4
-    outcomes: list[Outcome] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    stopping: threading.Event = field(default_factory=threading.Event)
+    from a subject of the pool, on one keep-alive connection per thread; a thread that
+    fell behind (a stall) does not send what it missed in a burst."""
 
-    def start(self) -> None:
-        self.workers = [threading.Thread(target=self.run, args=(i,), daemon=True) for i in range(self.threads)]
-        for worker in self.workers:
-            worker.start()
+    def __init__(self, tokens: list[str], rate: float, threads: int = 4):
+        super().__init__(LB_PORT, rate, threads, max_lag=threads / rate, join_timeout=60)
+        self.tokens = tokens
 
-    def stop(self) -> None:
-        self.stopping.set()
-        for worker in self.workers:
-            worker.join(timeout=60)
+    def next_request(self, chooser):
+        headers = {"Authorization": f"Bearer {chooser.choice(self.tokens)}", "Content-Type": "application/json"}
+        return "POST", ROUTE_TEMPLATE, INFER, headers, None
 
-    def run(self, index: int) -> None:
-        interval = self.threads / self.rate
-        chooser = random.Random(index)
-        connection = None
-        next_at = time.monotonic() + interval * index / self.threads
-        while not self.stopping.is_set():
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            next_at = max(next_at + interval, time.monotonic() - interval)
-            token = chooser.choice(self.tokens)
-            status, headers, body = None, {}, b""
-            try:
-                if connection is None:
-                    connection = http.client.HTTPConnection("127.0.0.1", LB_PORT, timeout=30)
-                connection.request("POST", ROUTE_TEMPLATE, body=INFER,
-                                   headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-                response = connection.getresponse()
-                body = response.read()
-                status, headers = response.status, {k.lower(): v for k, v in response.getheaders()}
-                if headers.get("connection", "").lower() == "close":
-                    connection.close()
-                    connection = None
-            except (OSError, http.client.HTTPException):
-                if connection is not None:
-                    connection.close()
-                connection = None
-            ok = status is not None and 200 <= status < 300
-            with self.lock:
-                self.outcomes.append(Outcome(time.monotonic(), status, headers.get("x-moderation-variant"),
-                                             headers.get("x-model-version"), headers.get("x-request-id") if ok else None,
-                                             None if ok else body[:200].decode(errors="replace")))
-
-    def window(self, start: float, end: float | None = None) -> list[Outcome]:
-        end = end or float("inf")
-        with self.lock:
-            return [o for o in self.outcomes if start <= o.at < end]
+    def outcome(self, at, tag, status, headers, body):
+        ok = status is not None and 200 <= status < 300
+        return Outcome(at, status, headers.get("x-moderation-variant"), headers.get("x-model-version"),
+                       headers.get("x-request-id") if ok else None, None if ok else body[:200].decode(errors="replace"))
 
 
 def failed(outcomes: list[Outcome]) -> list[Outcome]:
@@ -507,22 +465,11 @@ def duration_seconds(text: str) -> float:
 
 # --- the checks -----------------------------------------------------------------------
 
-def traffic_route(route: str, variants: list[dict], canary: dict | None = None, stickiness: str = "subject") -> str:
-    body = {"routes": {route: {"stickiness": stickiness, "variants": variants}}}
-    if canary:
-        body["routes"][route]["canary"] = canary
-    return yaml.safe_dump(body, sort_keys=False)
-
-
-def shipped_routes() -> str:
-    return (ROOT / "config" / "traffic.yaml").read_text()
-
-
-def with_route(route_text: str) -> str:
-    """The shipped traffic file (the moderation route) plus one route for text_classifier."""
-    shipped = yaml.safe_load(shipped_routes())
-    shipped["routes"].update(yaml.safe_load(route_text)["routes"])
-    return yaml.safe_dump(shipped, sort_keys=False)
+def traffic_file(variants: list[dict], canary: dict | None = None) -> str:
+    """The shipped traffic file (its moderation route) plus a text_classifier route."""
+    document = yaml.safe_load((ROOT / "config" / "traffic.yaml").read_text())
+    document["routes"][MODEL] = {"stickiness": "subject", "variants": variants, **({"canary": canary} if canary else {})}
+    return yaml.safe_dump(document, sort_keys=False)
 
 
 def admin_traffic(port: int, token: str) -> dict:
@@ -586,8 +533,8 @@ def main() -> int:
         topology.start_triton()
         report["triton_start_seconds"] = round(time.monotonic() - t0, 1)
         log(f"Triton container ready in {report['triton_start_seconds']} s")
-        topology.write_traffic(with_route(traffic_route(MODEL, [{"name": "a", "model": MODEL, "version": "1", "weight": 50},
-                                                                  {"name": "b", "model": MODEL, "version": "1", "weight": 50}])))
+        topology.write_traffic(traffic_file([{"name": "a", "model": MODEL, "version": "1", "weight": 50},
+                                             {"name": "b", "model": MODEL, "version": "1", "weight": 50}]))
         minted = topology.gateway_cli("token", "--config", topology.config_path(0), "--role", "admin", "--sub", "topology-admin")
         check(minted.returncode == 0, f"token: {minted.stderr}")
         admin = minted.stdout.strip()
@@ -647,8 +594,8 @@ def main() -> int:
         disagreements = [i for i, (a, b) in enumerate(pairs) if a != b]
         check(not disagreements, f"replicas disagree on subjects {disagreements[:5]}")
         check({a for a, _ in pairs} == {"a", "b"}, f"a 50/50 split gave only {set(pairs)}")
-        revision = topology.write_traffic(with_route(traffic_route(MODEL, [{"name": "a", "model": MODEL, "version": "1", "weight": 10},
-                                                                             {"name": "b", "model": MODEL, "version": "1", "weight": 90}])))
+        revision = topology.write_traffic(traffic_file([{"name": "a", "model": MODEL, "version": "1", "weight": 10},
+                                                        {"name": "b", "model": MODEL, "version": "1", "weight": 90}]))
         t0 = time.monotonic()
         followed = []
         for port in GATEWAY_PORTS:
@@ -684,9 +631,9 @@ def main() -> int:
             canary = {"candidate": "next", "baseline": "current", "window_seconds": window, "min_requests": 10,
                       "max_error_rate": 0.02, "max_p95_latency_ratio": 3, "failure_limit": 1 if bad else 3,
                       "promotion_steps": [5, 25, 50, 100]}
-            revision = topology.write_traffic(with_route(traffic_route(MODEL, [
+            revision = topology.write_traffic(traffic_file([
                 {"name": "current", "model": MODEL, "version": str(baseline_version), "weight": 0},
-                {"name": "next", "model": MODEL, "version": str(version), "weight": 100}], canary)))
+                {"name": "next", "model": MODEL, "version": str(version), "weight": 100}], canary))
             t_canary = time.monotonic()
             for port in GATEWAY_PORTS:
                 wait_until(lambda: revision_of(port, admin).startswith(revision), 30, f"gateway on {port} did not take the canary route")
@@ -769,18 +716,15 @@ def main() -> int:
         dashboard = json.loads((ROOT / "helm/moderation-platform/files/dashboards/moderation-platform.json").read_text())
         queries = expressions(dashboard)
 
-        def empty_panels() -> list[str]:
-            empty = []
-            for title, expr in queries:
-                for name, value in GRAFANA_VARIABLES.items():
-                    expr = expr.replace(name, value)
-                if not topology.prometheus("query", query=expr)["result"]:
-                    empty.append(title)
-            return empty
+        empty: list[str] = []
+
+        def all_with_series() -> bool:
+            empty[:] = [title for title, expr in queries if not topology.prometheus("query", query=with_values(expr))["result"]]
+            return not empty
         try:
-            wait_until(lambda: not empty_panels(), 30, "some dashboard queries return no series")
+            wait_until(all_with_series, 30, "some dashboard queries return no series")
         except Failure:
-            raise Failure(f"dashboard queries without series: {empty_panels()}")
+            raise Failure(f"dashboard queries without series: {empty}")
         report["dashboard"] = {"queries": len(queries), "with_series": len(queries)}
         log(f"dashboard: {report['dashboard']}")
     except Failure as failure:
@@ -814,12 +758,7 @@ def verify_audit(topology: Topology, load: Load) -> dict:
         check(verify.returncode == 0, f"audit verify of replica {index}: {verify.stdout[-1500:]}{verify.stderr[-1500:]}")
         for chain in json.loads(verify.stdout)["chains"]:
             chains.append({"replica": index, "records": chain["records"], "status": chain["status"]})
-        for path in audit.glob("*.jsonl"):
-            for line in path.read_text().splitlines():
-                try:
-                    recorded.add(json.loads(line)["request_id"])
-                except (ValueError, KeyError):
-                    pass
+        recorded |= audit_request_ids(audit)
     acknowledged = {o.request_id for o in load.outcomes if o.request_id}
     missing = sorted(acknowledged - recorded)
     check(not missing, f"{len(missing)} acknowledged requests are in neither audit chain: {missing[:5]}")

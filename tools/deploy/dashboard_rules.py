@@ -27,12 +27,18 @@ def expressions(dashboard: dict) -> list[tuple[str, str]]:
     return out
 
 
+def with_values(expr: str) -> str:
+    """`expr` with Grafana's variables replaced by values of the same type."""
+    for name, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(name, value)
+    return expr
+
+
 def main(source: str, target: str) -> int:
     dashboard = json.loads(open(source).read())
     rules = []
     for index, (title, expr) in enumerate(expressions(dashboard)):
-        for name, value in GRAFANA_VARIABLES.items():
-            expr = expr.replace(name, value)
+        expr = with_values(expr)
         rules.append({"record": f"dashboard:expr_{index}", "expr": expr, "labels": {"panel": title}})
     open(target, "w").write(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, sort_keys=False, width=200))
     print(f"{len(rules)} dashboard expressions written to {target}")
