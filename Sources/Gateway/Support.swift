@@ -19,8 +19,10 @@ enum HexEncoding {
 }
 
 /// A value behind an `NSLock`, for state shared between request tasks and
-/// background services (snapshots, canary windows, writer queues).
-final class TrafficLocked<Value>: @unchecked Sendable {
+/// background services (snapshots, canary windows, writer queues, limiters). Not
+/// `Synchronization.Mutex`: on Linux it locks with raw futex calls that ThreadSanitizer
+/// cannot see, so every access under it is reported as a race (scripts/test --sanitizer).
+final class Locked<Value>: @unchecked Sendable {
     private let lock = NSLock()
     private var value: Value
 
@@ -86,7 +88,7 @@ enum UTCTimestamp {
 /// Foundation's `UUID()` opens `/dev/urandom` on every call on Linux, and the
 /// standard library's generator makes one `getrandom` call per 8 bytes.
 enum RandomIDs {
-    private static let pool = TrafficLocked(Pool())
+    private static let pool = Locked(Pool())
 
     private struct Pool {
         var bytes = [UInt8](repeating: 0, count: 4096)

@@ -419,7 +419,7 @@ struct TrafficReloadTests {
 
     @Test("the watcher service follows the file by itself, and an admin reload retries a refused file")
     func serviceLoopAndForcedReload() async throws {
-        let ready = TrafficLocked(false)
+        let ready = Locked(false)
         let f = try await fixture(readiness: { _, version in version != "3" || ready.current })
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await f.watcher.run() }

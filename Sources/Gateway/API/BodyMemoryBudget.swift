@@ -1,4 +1,3 @@
-
 /// A byte budget shared by every request that reads a body: a request reserves the most
 /// memory its body and what is parsed from it can take before it reads anything, and
 /// waits (first come, first served) while the budget is spent. So bodies that are cheap
@@ -11,11 +10,11 @@ final class BodyMemoryBudget: Sendable {
     }
 
     let capacity: Int
-    private let state: TrafficLocked<State>
+    private let state: Locked<State>
 
     init(capacity: Int) {
         self.capacity = max(capacity, 1)
-        self.state = TrafficLocked(State(available: max(capacity, 1)))
+        self.state = Locked(State(available: max(capacity, 1)))
     }
 
     /// Runs `body` holding `bytes` of the budget (at most all of it: a request larger than

@@ -20,7 +20,7 @@ import Foundation
 public final class JWTAuthenticator: Sendable {
     public let configuration: AuthConfiguration
     private let baseDirectory: URL
-    private let state: TrafficLocked<State>
+    private let state: Locked<State>
     private let issuers: Set<String>
     private let audiences: Set<String>
 
@@ -74,7 +74,7 @@ public final class JWTAuthenticator: Sendable {
         try configuration.validate()
         self.configuration = configuration
         self.baseDirectory = baseDirectory
-        self.state = TrafficLocked(State(keyRing: try KeyRing.load(configuration, baseDirectory: baseDirectory)))
+        self.state = Locked(State(keyRing: try KeyRing.load(configuration, baseDirectory: baseDirectory)))
         self.issuers = Set(configuration.issuers)
         self.audiences = Set(configuration.audiences)
     }

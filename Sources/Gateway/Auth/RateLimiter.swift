@@ -1,4 +1,3 @@
-
 /// The answer of `RateLimiter.acquire`.
 public enum RateDecision: Sendable, Equatable {
     /// Let the request through; `remaining` whole requests are left in the bucket.
@@ -25,7 +24,7 @@ public final class RateLimiter: Sendable {
     public let ratePerSecond: Double
     public let burst: Int
     public let maxSubjects: Int
-    private let buckets = TrafficLocked<[String: Bucket]>([:])
+    private let buckets = Locked<[String: Bucket]>([:])
 
     /// Values out of range are clamped (rate to at least 0.001/s, burst and maxSubjects to at least 1);
     /// the configuration loader is expected to refuse them first.

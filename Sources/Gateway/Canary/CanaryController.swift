@@ -347,7 +347,7 @@ public final class CanaryController: Service, Sendable {
     private let settings: Settings
     private let logger: Logger
     private let adminEvents: (any AdminEventRecorder)?
-    private let state = TrafficLocked(State())
+    private let state = Locked(State())
     private let rollbacks = Counter(label: "canary_rollbacks_total")
     private let promotions = Counter(label: "canary_promotions_total")
 

@@ -34,7 +34,7 @@ public final class LiveActivity: Sendable {
         var refusals: [String: Int] = [:]
     }
 
-    private let slots = TrafficLocked([Slot](repeating: Slot(), count: LiveActivity.slotCount))
+    private let slots = Locked([Slot](repeating: Slot(), count: LiveActivity.slotCount))
     private let now: @Sendable () -> Date
 
     public init(now: @escaping @Sendable () -> Date = { Date() }) {

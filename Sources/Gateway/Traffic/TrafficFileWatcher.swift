@@ -45,7 +45,7 @@ public final class TrafficFileWatcher: Service, Sendable {
     private let logger: Logger
     private let adminEvents: (any AdminEventRecorder)?
     /// Hash of the content last judged (accepted or refused).
-    private let lastSeen: TrafficLocked<String?>
+    private let lastSeen: Locked<String?>
     private let failures = Counter(label: "traffic_reload_failures_total")
     private let successes = Counter(label: "traffic_reloads_total")
 
@@ -58,7 +58,7 @@ public final class TrafficFileWatcher: Service, Sendable {
         self.readiness = readiness
         self.logger = logger
         self.adminEvents = adminEvents
-        self.lastSeen = TrafficLocked(router.store.snapshot.configuration.revision)
+        self.lastSeen = Locked(router.store.snapshot.configuration.revision)
     }
 
     /// Loads the file at startup; the server refuses to start on an error.

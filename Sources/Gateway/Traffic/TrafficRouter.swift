@@ -148,10 +148,10 @@ public final class TrafficConfigStore: Sendable {
         var reloads: Int = 0
     }
 
-    private let state: TrafficLocked<State>
+    private let state: Locked<State>
 
     public init(configuration: TrafficConfiguration, overrides: [String: CandidateOverride] = [:], now: Date = Date()) {
-        state = TrafficLocked(State(snapshot: TrafficSnapshot(configuration: configuration, overrides: overrides, installedAt: now)))
+        state = Locked(State(snapshot: TrafficSnapshot(configuration: configuration, overrides: overrides, installedAt: now)))
     }
 
     public var snapshot: TrafficSnapshot { state.current.snapshot }
@@ -210,7 +210,7 @@ public final class TrafficConfigStore: Sendable {
 public final class TrafficRouter: VariantResolver, Sendable {
     public let store: TrafficConfigStore
     public let canary: CanaryController
-    private let mirrorCounts: TrafficLocked<[String: MirrorCounters]>
+    private let mirrorCounts: Locked<[String: MirrorCounters]>
     private let random: @Sendable () -> Double
 
     struct MirrorCounters {
@@ -225,7 +225,7 @@ public final class TrafficRouter: VariantResolver, Sendable {
         self.store = store
         self.canary = canary
         self.random = random
-        self.mirrorCounts = TrafficLocked([:])
+        self.mirrorCounts = Locked([:])
     }
 
     /// Builds the store and canary controller for a configuration, restoring
